@@ -1,0 +1,1 @@
+"""The three thoughts (CoT, PoT, EoT): answer parsing, extraction, the sandbox that runs them."""

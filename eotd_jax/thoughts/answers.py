@@ -1,0 +1,99 @@
+"""Answer parsing and comparison shared by every thought and every benchmark.
+
+Answers are exact `fractions.Fraction`s so that 51.0 == 51 and 3/4 == 0.75 hold
+without float noise; comparison still allows a small tolerance because programs
+compute in floats (0.1 + 0.2 != 0.3).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+# Largest number of digits we accept in one number: far above any benchmark
+# answer, far below anything that could be used to burn CPU converting it.
+MAX_DIGITS = 64
+
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# Optional sign, currency, then a plain, comma-grouped or mixed/fraction number.
+_ANSWER_RE = re.compile(
+    r"""^\s*(?P<sign>[-−])?\s*[$€£]?\s*
+    (?:
+        (?P<whole>\d+)\s+(?P<mnum>\d+)\s*/\s*(?P<mden>\d+)           # mixed: 1 1/2
+      | (?P<num>\d+(?:\.\d+)?)\s*/\s*(?P<den>\d+(?:\.\d+)?)           # fraction: 3/4
+      | (?P<dec>(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?) # 1,234.5 / .5 / 1e3
+    )
+    \s*%?\s*(?:\([^()]*\))?\s*\.?\s*$""",
+    re.VERBOSE,
+)
+
+
+def parse_number(text: str | int | float | Fraction | None) -> Fraction | None:
+    """Parses one gold or predicted answer; None means "no answer".
+
+    Accepts `1,234`, `$5`, `50%` (read as 50: benchmarks state percents in
+    percent), units in parentheses (`9 (apples)`), fractions (`3/4`), mixed
+    numbers (`1 1/2`), negatives, decimals and exponents. Anything else
+    (words, times like `3:30`, several values) is None.
+    """
+    if text is None or isinstance(text, bool):
+        return None
+    if isinstance(text, Fraction):
+        return text
+    if isinstance(text, int):
+        return Fraction(text) if len(str(abs(text))) <= MAX_DIGITS else None
+    if isinstance(text, float):
+        return Fraction(repr(text)) if math.isfinite(text) else None
+    if len(text) > 4 * MAX_DIGITS:
+        return None
+    match = _ANSWER_RE.match(text)
+    if match is None:
+        return None
+    sign = -1 if match["sign"] else 1
+    if match["whole"] is not None:
+        den = int(match["mden"])
+        if den == 0:
+            return None
+        return sign * (int(match["whole"]) + Fraction(int(match["mnum"]), den))
+    if match["num"] is not None:
+        den = Fraction(match["den"])
+        return sign * Fraction(match["num"]) / den if den else None
+    digits = match["dec"].replace(",", "")
+    if not re.search(r"\d", digits) or _too_large(digits):
+        return None
+    return sign * Fraction(digits)
+
+
+def _too_large(decimal_text: str) -> bool:
+    mantissa, _, exponent = decimal_text.lower().partition("e")
+    return len(mantissa) > MAX_DIGITS or (bool(exponent) and abs(int(exponent)) > MAX_DIGITS)
+
+
+def find_numbers(text: str) -> list[str]:
+    """All number-looking spans in prose, in order (commas inside numbers kept)."""
+    return re.findall(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|" + _NUMBER, text)
+
+
+def answers_match(
+    predicted: Fraction | None,
+    gold: Fraction | None,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-6,
+) -> bool:
+    """True when both are answers and agree up to float rounding of programs."""
+    if predicted is None or gold is None:
+        return False
+    if predicted == gold:
+        return True
+    return math.isclose(float(predicted), float(gold), rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+def format_number(value: Fraction) -> str:
+    """Shortest faithful text for an answer: `51`, `0.75`, `1/3`."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    as_float = float(value)
+    if Fraction(repr(as_float)) == value:
+        return repr(as_float)
+    return f"{value.numerator}/{value.denominator}"

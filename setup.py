@@ -1,0 +1,29 @@
+"""eotd_jax: the single source of dependencies. `pip install -e .[dev]` for tests and benchmarks."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="eotd_jax",
+    version="0.1.0",
+    description="Equation-of-Thought / Ensemble-Thoughts distillation of math reasoning into small T5 students, in JAX",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["eotd_jax", "eotd_jax.*", "data_gen", "data_gen.*"]),
+    package_data={"eotd_jax.thoughts": ["data/*.jsonl"]},
+    install_requires=[
+        "absl-py>=2.0,<3",
+        "datasets>=3.0,<6",
+        "numpy>=1.26,<3",
+        "sympy>=1.12,<2",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "ruff>=0.6,<1",
+        ],
+    },
+)

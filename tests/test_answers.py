@@ -1,0 +1,56 @@
+from fractions import Fraction
+
+import pytest
+
+from eotd_jax.thoughts.answers import answers_match, format_number, parse_number
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("72", 72),
+        ("1,234", 1234),
+        ("$1,234.50", Fraction(246_900, 200)),
+        ("-5", -5),
+        ("−5", -5),
+        ("51.0", 51),
+        ("50%", 50),
+        ("9 (apples)", 9),
+        ("0.5 (kg)", Fraction(1, 2)),
+        ("3/4", Fraction(3, 4)),
+        ("1 1/2", Fraction(3, 2)),
+        ("1e3", 1000),
+        (".5", Fraction(1, 2)),
+        ("18.", 18),
+        (7, 7),
+        (2.5, Fraction(5, 2)),
+    ],
+)
+def test_parse_number_reads_benchmark_and_model_answers(text, expected):
+    assert parse_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "Yes", "3:30 p.m.", "Purple", "1/0", "2;3", "1" * 100, "1e999", float("nan"), float("inf"), True, None],
+)
+def test_parse_number_gives_no_answer(text):
+    assert parse_number(text) is None
+
+
+def test_answers_match_exact_and_with_float_rounding():
+    assert answers_match(Fraction(51), parse_number("51.0"))
+    assert answers_match(parse_number(0.1 + 0.2), Fraction(3, 10))
+    assert answers_match(Fraction(3, 4), parse_number("0.75"))
+    assert not answers_match(Fraction(1, 3), parse_number("0.33"))
+    assert not answers_match(Fraction(72), Fraction(73))
+    assert not answers_match(None, Fraction(1))
+    assert not answers_match(Fraction(1), None)
+
+
+def test_format_number_is_short_and_faithful():
+    assert format_number(Fraction(51)) == "51"
+    assert format_number(Fraction(3, 4)) == "0.75"
+    assert format_number(Fraction(1, 3)) == "1/3"
+    for value in (Fraction(51), Fraction(3, 4), Fraction(1, 3), Fraction(-7, 8)):
+        assert parse_number(format_number(value)) == value

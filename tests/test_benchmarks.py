@@ -1,0 +1,157 @@
+"""Loaders: fixture files the tests write (always), the real files in ../shared (when present)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from eotd_jax import benchmarks
+from eotd_jax.benchmarks import DatasetFormatError, multiarith, svamp
+from eotd_jax.thoughts.answers import answers_match
+
+ASDIV_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<Machine-Reading-Corpus-File><ProblemSet>
+<Problem ID="nluds-0001" Grade="1"><Body>Seven red apples and two green apples are in the basket.</Body>
+<Question>How many apples are in the basket?</Question><Solution-Type>Addition</Solution-Type>
+<Answer>9 (apples)</Answer><Formula>7+2=9</Formula></Problem>
+<Problem ID="nluds-0002" Grade="1"><Body>Tom is 5.</Body><Question>Is he older than 3?</Question>
+<Solution-Type>Comparison</Solution-Type><Answer>Yes</Answer><Formula>5&gt;3</Formula></Problem>
+<Problem ID="nluds-0003" Grade="2"><Body>Ann and Bo are 5 and 15.</Body><Question>Find their ages.</Question>
+<Solution-Type>Age</Solution-Type><Answer>5 (years old); 15 (years old)</Answer><Formula>x+10=15</Formula></Problem>
+</ProblemSet></Machine-Reading-Corpus-File>
+"""
+
+
+@pytest.fixture
+def fixture_dir(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    rows = [
+        {"question": "Q1?", "answer": "48/2 = <<48/2=24>>24\n#### 24"},
+        {"question": "Q2?", "answer": "Total <<1000+234=1234>>1234\n#### 1,234"},
+    ]
+    (tmp_path / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "svamp").mkdir()
+    svamp_rows = [{"ID": "chal-1", "Body": "A pack costs 76.", "Question": "Pay?", "Equation": "( 76.0 - 25.0 )",
+                   "Answer": 51.0, "Type": "Subtraction"}]
+    (tmp_path / "svamp" / "SVAMP.json").write_text(json.dumps(svamp_rows))
+    (tmp_path / "multiarith").mkdir()
+    multiarith_rows = [{"iIndex": 7, "sQuestion": "  Debby had 32.  ", "lEquations": ["X=((32.0+42.0)-35.0)"],
+                        "lSolutions": [39.0], "lAlignments": [1]}]
+    (tmp_path / "multiarith" / "MultiArith.json").write_text(json.dumps(multiarith_rows))
+    (tmp_path / "asdiv").mkdir()
+    (tmp_path / "asdiv" / "ASDiv.xml").write_text(ASDIV_XML)
+    (tmp_path / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0003\nnluds-0001\n")
+    return tmp_path
+
+
+def test_fixture_files_load_into_common_records(fixture_dir):
+    gsm8k = benchmarks.load("gsm8k", fixture_dir)
+    assert [p.answer for p in gsm8k] == [24, 1234]
+    assert gsm8k[0].solution.startswith("48/2") and gsm8k[0].source == "gsm8k/test"
+    (svamp_problem,) = benchmarks.load("svamp", fixture_dir)
+    assert svamp_problem.id == "chal-1" and svamp_problem.answer == 51
+    assert svamp_problem.question == "A pack costs 76. Pay?"
+    (multiarith_problem,) = benchmarks.load("multiarith", fixture_dir)
+    assert multiarith_problem.question == "Debby had 32." and multiarith_problem.answer == 39
+    standard = benchmarks.load("asdiv", fixture_dir)
+    assert [p.id for p in standard] == ["nluds-0003", "nluds-0001"]  # the ID file's order
+    assert [p.answer for p in standard] == [5, 9]  # several values: the first
+    full = benchmarks.load("asdiv", fixture_dir, subset="full")
+    assert [p.answer for p in full] == [9, None, 5]
+
+
+@pytest.mark.parametrize(
+    "name, relative_path, content, expected",
+    [
+        ("gsm8k", "gsm8k/test.jsonl", '{"question": "Q?", "answer": "#### 3"}\n{"question": "Q?"}\n',
+         r"gsm8k/test.jsonl: line 2: field 'answer': missing"),
+        ("gsm8k", "gsm8k/test.jsonl", '{"question": "Q?", "answer": "#### 3"}\n{not json\n',
+         r"gsm8k/test.jsonl: line 2: field '<json>'"),
+        ("gsm8k", "gsm8k/test.jsonl", '{"question": "Q?", "answer": "no marker"}\n',
+         r"line 1: field 'answer': no '#### N' line"),
+        ("gsm8k", "gsm8k/test.jsonl", '{"question": "Q?", "answer": "#### many"}\n',
+         r"line 1: field 'answer': not a number"),
+        ("svamp", "svamp/SVAMP.json", '[{"Body": "b", "Question": "q", "Equation": "1", "Answer": "x"}]',
+         r"SVAMP.json: item 0: field 'Answer': expected"),
+        ("svamp", "svamp/SVAMP.json", '{"a": 1}', r"SVAMP.json: top level"),
+        ("multiarith", "multiarith/MultiArith.json", '[{"sQuestion": "q", "lEquations": [], "lSolutions": [1, 2]}]',
+         r"MultiArith.json: item 0: field 'lSolutions': expected one number"),
+        ("asdiv", "asdiv/ASDiv.xml", "<ProblemSet><Problem ID='a'><Body>b</Body></Problem></ProblemSet>",
+         r"ASDiv.xml: Problem #1 \(ID='a'\): field 'Question': missing"),
+        ("asdiv", "asdiv/ASDiv.xml", "<ProblemSet><Problem>", r"ASDiv.xml: line 1: field '<xml>'"),
+    ],
+)
+def test_malformed_files_name_file_item_and_field(fixture_dir, name, relative_path, content, expected):
+    (fixture_dir / relative_path).write_text(content)
+    with pytest.raises(DatasetFormatError, match=expected):
+        benchmarks.load(name, fixture_dir, subset="full")
+
+
+def test_missing_files_and_bad_arguments_are_clear(fixture_dir):
+    empty = fixture_dir / "empty"
+    with pytest.raises(FileNotFoundError, match="gsm8k/test: no file at"):
+        benchmarks.load("gsm8k", empty)
+    with pytest.raises(ValueError, match="unknown benchmark 'mawps'"):
+        benchmarks.load("mawps", empty)
+    with pytest.raises(ValueError, match="splits"):
+        benchmarks.load("svamp", empty, split="train")
+    (fixture_dir / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0002\n")
+    with pytest.raises(DatasetFormatError, match="line 1: field 'ID': nluds-0002 has no numeric answer"):
+        benchmarks.load("asdiv", fixture_dir)
+    (fixture_dir / "asdiv" / "standard_2096_ids.txt").write_text("nope\n")
+    with pytest.raises(DatasetFormatError, match="'nope' is not in the ASDiv file"):
+        benchmarks.load("asdiv", fixture_dir)
+
+
+def test_hub_loading_code_path_on_local_directories(tmp_path):
+    """`datasets.load_dataset` on local directories in each hub copy's schema."""
+    layouts = {
+        "gsm8k": {"question": "Q?", "answer": "step <<2*3=6>>6\n#### 6"},
+        "svamp": {"ID": "chal-9", "Body": "B.", "Question": "Q?", "Equation": "( 2.0 * 3.0 )", "Answer": 6.0,
+                  "Type": "Multiplication", "question_concat": "B. Q?"},
+        "multiarith": {"question": " Q? ", "final_ans": "6"},
+        "asdiv": {"body": "B.", "question": "Q?", "solution_type": "Multiplication", "answer": "6 (cm)",
+                  "formula": "2*3=6"},
+    }
+    for name, row in layouts.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "test.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+        problems = benchmarks.load_from_hub(name, split="test", path=str(directory))
+        assert [p.answer for p in problems] == [6, 6], name
+        assert problems[0].question.endswith("Q?") and problems[0].source == f"{name}/test"
+
+
+# The real files (../shared/datasets) -------------------------------------------------------
+
+REAL_COUNTS = [("gsm8k", "train", 7473), ("gsm8k", "test", 1319), ("svamp", "test", 1000),
+               ("asdiv", "test", 2096), ("multiarith", "test", 600)]
+
+
+@pytest.mark.parametrize("name, split, count", REAL_COUNTS)
+def test_real_files_have_the_published_counts_and_every_answer_parses(datasets_dir, name, split, count):
+    problems = benchmarks.load(name, datasets_dir, split)
+    assert len(problems) == count
+    assert all(isinstance(p.answer, Fraction) for p in problems)
+    assert len({p.id for p in problems}) == count
+    assert all(p.question.strip() for p in problems)
+
+
+def test_real_asdiv_full_set(datasets_dir):
+    full = benchmarks.load("asdiv", datasets_dir, subset="full")
+    assert len(full) == 2305
+    assert sum(p.answer is not None for p in full) > 2096
+
+
+@pytest.mark.parametrize("name, module", [("svamp", svamp), ("multiarith", multiarith)])
+def test_gold_equations_solve_to_gold_answers(datasets_dir, pool, name, module):
+    problems = benchmarks.load(name, datasets_dir)
+    outcomes = pool.map("eot", [module.gold_eot(p) for p in problems])
+    failures = [(p.id, p.equation, p.answer_text, o) for p, o in zip(problems, outcomes, strict=True)
+                if not answers_match(o.value, p.answer)]
+    solved = len(problems) - len(failures)
+    print(f"\n{name}: {solved}/{len(problems)} gold equations solve to the gold answer "
+          f"({100 * solved / len(problems):.1f}%); failures: {failures}")
+    assert solved >= 0.99 * len(problems)

@@ -1,0 +1,85 @@
+"""The equation parser is a security boundary: hostile systems fail closed, fast."""
+
+import time
+from fractions import Fraction
+
+import pytest
+
+from eotd_jax.thoughts.eot import parse_system, solve_system
+from eotd_jax.thoughts.outcome import Failure
+
+
+@pytest.mark.parametrize(
+    "system, expected",
+    [
+        ("ans = ( 76.0 - 25.0 )", 51),
+        ("2 * x + 3 = 11\nans = x * 2", 8),
+        ("ans = total - spent\ntotal = 48 + 24\nspent = 30", 42),  # any order
+        ("x + y = 10; x - y = 2; ans = x * y", 24),  # `;` separated, product is fine
+        ("x**2 = 16\nans = x", 4),  # the positive root of a word problem
+        ("ans = 20% * 50", 10),  # percent
+        ("ans = 7 % 3", 1),  # modulo
+        ("ans = 1/3", Fraction(1, 3)),
+        ("ans = 0.1 + 0.2", Fraction(3, 10)),  # floats become exact rationals
+        ("# comment\n\nans == -(-5)  # trailing", 5),
+        ("ans = 2 ** -1", Fraction(1, 2)),
+    ],
+)
+def test_solves(system, expected):
+    outcome = solve_system(system)
+    assert outcome.ok, outcome
+    assert outcome.value == expected
+
+
+@pytest.mark.parametrize(
+    "system, failure",
+    [
+        ("x = 5", Failure.NO_ANS),
+        ("ans = x + y", Failure.UNDERDETERMINED),
+        ("x = 1\nx = 2\nans = x", Failure.INCONSISTENT),
+        ("x**2 = -4\nans = x", Failure.INCONSISTENT),
+        ("(ans - 1) * (ans - 2) = 0", Failure.AMBIGUOUS),
+        ("ans = 1 / 0", Failure.ERROR),
+        ("ans = 5 +", Failure.SYNTAX),
+        ("ans = 1 = 2", Failure.SYNTAX),
+        ("", Failure.SYNTAX),
+        ("ans = 9**9**9", Failure.TOO_LARGE),
+        ("ans = 2**10**10", Failure.TOO_LARGE),
+        ("ans = ((10**30)**64)**64", Failure.TOO_LARGE),
+        ("ans = 10**" + "9" * 5000, Failure.SYNTAX),  # beyond Python's int-literal limit
+        ("ans = " + "9" * 200, Failure.TOO_LARGE),
+        ("ans = 1e308 * 10", Failure.TOO_LARGE),
+        ("ans = 2**x", Failure.FORBIDDEN),
+        ("ans = __import__('os').system('id')", Failure.FORBIDDEN),
+        ("ans = ().__class__.__base__.__subclasses__()", Failure.FORBIDDEN),
+        ("ans = open('/etc/passwd')", Failure.FORBIDDEN),
+        ("ans = 'a' * 10", Failure.FORBIDDEN),
+        ("ans = [1, 2][0]", Failure.FORBIDDEN),
+        ("ans = (lambda: 1)()", Failure.FORBIDDEN),
+        ("ans = x if x else 1", Failure.FORBIDDEN),
+        ("ans = True", Failure.FORBIDDEN),
+        ("ans = " + "(" * 5000 + "1" + ")" * 5000, Failure.TOO_LARGE),
+        ("ans = " + "+".join(["x"] * 6000), Failure.TOO_LARGE),
+        ("\n".join(f"x{i} = {i}" for i in range(100)) + "\nans = x1", Failure.TOO_LARGE),
+    ],
+)
+def test_hostile_or_broken_systems_fail_closed_fast(system, failure):
+    start = time.monotonic()
+    outcome = solve_system(system)
+    assert outcome.failure is failure, outcome
+    assert outcome.message
+    assert time.monotonic() - start < 2.0
+
+
+def test_parser_builds_no_strings_into_code(monkeypatch):
+    """sympify / parse_expr are never called, whatever the input."""
+    import sympy
+    import sympy.parsing.sympy_parser as sympy_parser
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sympify/parse_expr must not be called on untrusted text")
+
+    monkeypatch.setattr(sympy, "sympify", refuse)
+    monkeypatch.setattr(sympy_parser, "parse_expr", refuse)
+    assert len(parse_system("2 * x + 3 = 11\nans = x")) == 2
+    assert solve_system("2 * x + 3 = 11\nans = x").value == 4

@@ -1,0 +1,198 @@
+"""The sandbox is a security boundary: hostile programs fail closed, fast, with a
+clear reason, and the main process and the pool survive and keep serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from eotd_jax.thoughts.outcome import Failure
+from eotd_jax.thoughts.sandbox import SandboxPool
+
+HOSTILE_PROGRAMS = {
+    "os.system": ("import os; os.system('touch /tmp/pwned')", {Failure.FORBIDDEN}),
+    "open /etc/passwd": ("ans = len(open('/etc/passwd').read())", {Failure.FORBIDDEN}),
+    "__import__": ("ans = __import__('os').getpid()", {Failure.FORBIDDEN}),
+    "subclass walk": ("ans = ().__class__.__base__.__subclasses__()", {Failure.FORBIDDEN}),
+    "getattr walk": ("ans = getattr((), '__class__')", {Failure.FORBIDDEN}),
+    "frame walk": ("def g():\n    yield 1\nans = g().gi_frame.f_back", {Failure.FORBIDDEN}),
+    "module walk": ("import fractions\nans = fractions.sys.modules['os']", {Failure.ERROR}),
+    "eval": ("ans = eval('1+1')", {Failure.FORBIDDEN}),
+    "exec": ("exec('ans = 1')", {Failure.FORBIDDEN}),
+    "fork": ("import os\nos.fork()", {Failure.FORBIDDEN}),
+    "subprocess": ("import subprocess\nsubprocess.run(['id'])", {Failure.FORBIDDEN}),
+    "multiprocessing": ("import multiprocessing", {Failure.FORBIDDEN}),
+    "socket": ("import socket\nsocket.create_connection(('127.0.0.1', 80))", {Failure.FORBIDDEN}),
+    "ctypes": ("import ctypes", {Failure.FORBIDDEN}),
+    "relative import": ("from . import worker", {Failure.FORBIDDEN}),
+    "infinite loop": ("while True:\n    pass", {Failure.TIMEOUT}),
+    "loop swallowing the timer": (
+        "while True:\n    try:\n        while True: pass\n    except:\n        pass",
+        {Failure.TIMEOUT},
+    ),
+    "string bomb": ("x = 'a' * 10**10", {Failure.MEMORY}),
+    "list bomb": ("x = [0] * 10**9", {Failure.MEMORY}),
+    "huge exponent": ("ans = 2**10**10", {Failure.TIMEOUT, Failure.MEMORY}),
+    "output bomb": ("while True:\n    print('x' * 1000)", {Failure.OUTPUT_LIMIT}),
+    "one huge print": ("print('x' * 10**7)", {Failure.OUTPUT_LIMIT}),
+    "deep recursion": ("def f(n):\n    return f(n + 1)\nans = f(0)", {Failure.ERROR}),
+    "very long program": ("ans = 1\n" * 50_000, {Failure.TOO_LARGE}),
+    "deeply nested": ("ans = " + "(" * 5_000 + "1" + ")" * 5_000, {Failure.SYNTAX}),
+    "deeply nested calls": ("ans = " + "abs(" * 3_000 + "1" + ")" * 3_000, {Failure.SYNTAX, Failure.ERROR}),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_PROGRAMS)
+def test_hostile_program_fails_closed_and_pool_keeps_serving(pool, name):
+    source, expected = HOSTILE_PROGRAMS[name]
+    start = time.monotonic()
+    outcome = pool.run_program(source)
+    elapsed = time.monotonic() - start
+    assert outcome.failure in expected, outcome
+    assert outcome.message
+    assert elapsed < pool.wall_seconds + 1.0
+    assert pool.run_program("ans = 6 * 7").value == 42  # the pool still serves
+    assert not os.path.exists("/tmp/pwned")
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("ans = 6 * 7", 42),
+        ("def solution():\n    return 48 + 48 / 2\n", 72),
+        ("ans = 0.1 + 0.2", Fraction(3, 10)),
+        ("from fractions import Fraction\nans = Fraction(1, 3)", Fraction(1, 3)),
+        ("import math\nans = math.floor(7.9) + math.sqrt(4)", 9),
+        ("import statistics\nans = statistics.mean([1, 2, 3])", 2),
+        ("ans = '1,234'", 1234),
+        ("total = 0\nfor _ in range(10):\n    total += 2\nans = total", 20),
+        ("if __name__ == '__main__':\n    print('hi')\n    ans = -3", -3),
+        ("class Box:\n    def __init__(self, n):\n        self.n = n\nans = Box(4).n", 4),
+    ],
+)
+def test_programs_compute_answers(pool, source, expected):
+    outcome = pool.run_program(source)
+    assert outcome.ok, outcome
+    assert abs(outcome.value - expected) < 1e-9
+
+
+@pytest.mark.parametrize(
+    "source, failure",
+    [
+        ("x = 1", Failure.NO_ANS),
+        ("ans = [1, 2]", Failure.NOT_A_NUMBER),
+        ("ans = 'many'", Failure.NOT_A_NUMBER),
+        ("ans = float('nan')", Failure.NOT_A_NUMBER),
+        ("ans = True", Failure.NOT_A_NUMBER),
+        ("ans = 10**100", Failure.TOO_LARGE),
+        ("ans = 1 / 0", Failure.ERROR),
+        ("ans = (", Failure.SYNTAX),
+    ],
+)
+def test_program_failures_are_typed(pool, source, failure):
+    outcome = pool.run_program(source)
+    assert outcome.failure is failure, outcome
+
+
+def test_equations_run_in_the_pool(pool):
+    assert pool.solve_equations("2 * x + 3 = 11\nans = x * 2").value == 8
+    assert pool.solve_equations("ans = 9**9**9").failure is Failure.TOO_LARGE
+    assert pool.solve_equations("ans = __import__('os').system('id')").failure is Failure.FORBIDDEN
+
+
+def test_map_runs_everything_in_order(pool):
+    programs = [f"ans = {i} * 3" for i in range(300)] + ["while True: pass"] + ["ans = 1"]
+    outcomes = pool.map("pot", programs)
+    assert [o.value for o in outcomes[:300]] == [3 * i for i in range(300)]
+    assert outcomes[300].failure is Failure.TIMEOUT
+    assert outcomes[301].value == 1
+
+
+def test_killed_workers_are_replaced():
+    with SandboxPool(num_workers=2) as pool:
+        for worker in list(pool._all):
+            os.kill(worker.process.pid, signal.SIGKILL)
+        first = [pool.run_program("ans = 1") for _ in range(2)]
+        assert {o.failure for o in first} == {Failure.CRASHED}
+        assert all("exited" in o.message for o in first)
+        assert [pool.run_program(f"ans = {i}").value for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_wall_clock_limit_kills_the_worker():
+    with SandboxPool(num_workers=1, cpu_seconds=30, wall_seconds=1.0) as pool:
+        start = time.monotonic()
+        outcome = pool.run_program("while True:\n    pass")
+        assert outcome.failure is Failure.TIMEOUT and "killed" in outcome.message
+        assert time.monotonic() - start < 3.0
+        assert pool.run_program("ans = 5").value == 5
+
+
+def test_bad_kind_and_closed_pool_are_clear_errors():
+    pool = SandboxPool(num_workers=1)
+    with pytest.raises(ValueError, match="kind"):
+        pool.run("sql", "select 1")
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.run_program("ans = 1")
+
+
+LOCKDOWN_PROBE = r"""
+import json, os, socket, sys, tempfile
+from eotd_jax.thoughts import worker
+scratch = tempfile.mkdtemp()
+os.chmod(scratch, 0o777)
+lockdown = worker._lock_down(scratch, 256 << 20, 1 << 16)
+attempts = {
+    "system": lambda: os.system("touch /tmp/pwned-lockdown"),
+    "fork": os.fork,
+    "spawn": lambda: os.posix_spawn("/bin/true", ["true"], {}),
+    "read /etc/passwd": lambda: open("/etc/passwd").read(),
+    "write outside scratch": lambda: open("/tmp/pwned-lockdown", "w").write("x"),
+    "socket": lambda: socket.socket(),
+    "listdir": lambda: os.listdir("/"),
+    "remove": lambda: os.remove(__file__ if "__file__" in globals() else "/tmp/x"),
+    "raise rlimit": lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_AS, (-1, -1)),
+    "kill parent": lambda: os.kill(os.getppid(), 9),
+}
+results = {}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        results[name] = "allowed"
+    except worker.Violation:
+        results[name] = "violation"
+    except OSError as error:
+        results[name] = "oserror"
+with open(os.path.join(scratch, "inside.txt"), "w") as f:
+    f.write("scratch is writable")
+try:
+    big = bytearray(1 << 30)
+    results["1 GiB allocation"] = "allowed"
+except MemoryError:
+    results["1 GiB allocation"] = "memoryerror"
+sys.__stdout__.write(json.dumps(results))
+"""
+
+
+def test_lockdown_layer_holds_without_the_static_screen(tmp_path):
+    """Even code that got past screening cannot reach processes, files, sockets or limits."""
+    root = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {root!r})\n" + LOCKDOWN_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    assert set(results.values()) <= {"violation", "oserror", "memoryerror"}, results
+    assert results["1 GiB allocation"] == "memoryerror"
+    assert not os.path.exists("/tmp/pwned-lockdown")
