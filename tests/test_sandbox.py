@@ -196,3 +196,10 @@ def test_lockdown_layer_holds_without_the_static_screen(tmp_path):
     assert set(results.values()) <= {"violation", "oserror", "memoryerror"}, results
     assert results["1 GiB allocation"] == "memoryerror"
     assert not os.path.exists("/tmp/pwned-lockdown")
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr("eotd_jax.thoughts.sandbox._PACKAGE_ROOT", "/nonexistent")
+    monkeypatch.setattr("sys.executable", "/bin/false")
+    with pytest.raises(RuntimeError, match="sandbox worker failed to start: worker exited with code 1"):
+        SandboxPool(num_workers=2)

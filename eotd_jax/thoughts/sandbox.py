@@ -147,9 +147,13 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._closed = False
         workers = [self._spawn() for _ in range(self.num_workers)]
-        for worker in workers:  # they start in parallel; fail here, not in the first task
-            worker.wait_ready()
-            self._idle.put(worker)
+        try:
+            for worker in workers:  # they start in parallel; fail here, not in the first task
+                worker.wait_ready()
+                self._idle.put(worker)
+        except _WorkerGone as error:
+            self.close()
+            raise RuntimeError(f"sandbox worker failed to start: {error}") from None
 
     def _spawn(self) -> _Worker:
         worker = _Worker(*self._worker_args)
