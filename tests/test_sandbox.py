@@ -108,6 +108,20 @@ def test_equations_run_in_the_pool(pool):
     assert pool.solve_equations("ans = __import__('os').system('id')").failure is Failure.FORBIDDEN
 
 
+def test_long_nonlinear_chains_solve_in_the_locked_down_worker(pool):
+    """Regression: sympy's lazy imports on the nonlinear path used to be refused as `forbidden`."""
+    systems = {
+        "step1 = 8*3\nstep2 = 120/step1\nans = step2": 5,
+        "s1 = 12-10\ns2 = 40*5/100\ns3 = 40-s1\ns4 = s3*s1\ns5 = 40*10\ns6 = s5+s4\nans = s6": 476,
+        "p = q * r\nq = 3\nr = p / 2 - 1\nans = p + q + r": 11,  # p = 3r, r = 3r/2 - 1: r = 2, p = 6
+        "w * h = 48\nw = h + 2\nans = w": 8,
+    }
+    for system, expected in systems.items():
+        outcome = pool.solve_equations(system)
+        assert outcome.ok, (system, outcome)
+        assert outcome.value == expected
+
+
 def test_map_runs_everything_in_order(pool):
     programs = [f"ans = {i} * 3" for i in range(300)] + ["while True: pass"] + ["ans = 1"]
     outcomes = pool.map("pot", programs)

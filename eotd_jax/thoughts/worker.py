@@ -28,7 +28,10 @@ from eotd_jax.thoughts import eot, pot
 from eotd_jax.thoughts.outcome import Failure
 
 NOBODY = 65534
-_ALLOWED_EVENTS = frozenset({"compile", "exec", "builtins.id", "import"})
+# Lazy imports inside sympy must keep working after the lockdown: "import" and
+# "marshal.loads" (bytecode of a .pyc; `open` already limits which files) are
+# allowed. Code that could reach marshal could already reach `exec`.
+_ALLOWED_EVENTS = frozenset({"compile", "exec", "builtins.id", "import", "marshal.loads"})
 
 
 class Violation(BaseException):
@@ -90,7 +93,14 @@ class _CappedPrint:
 
 def _warm_up() -> None:
     """Triggers sympy's and the modules' lazy imports before the lockdown."""
-    for system in ("2*x+3=11\nans=x", "x**2=16\nans=x", "x*y=6\nx+y=5\nans=x", "ans=2**0.5 + 7 % 3"):
+    systems = (
+        "2*x+3=11\nans=x",
+        "x**2=16\nans=x",
+        "x*y=6\nx+y=5\nans=x",
+        "a = 12 - 10\nb = 40 - a\nc = b * a\nd = 120 / c\nans = d + 1",  # chained products / quotients
+        "ans=2**0.5 + 7 % 3",
+    )
+    for system in systems:
         eot.solve_system(system)
     pot.run_program("import math, statistics\nans = statistics.mean([1, 2]) + math.sqrt(4)", _CappedPrint(100))
 
