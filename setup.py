@@ -9,14 +9,17 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["eotd_jax", "eotd_jax.*", "data_gen", "data_gen.*"]),
-    package_data={"eotd_jax.thoughts": ["data/*.jsonl"]},
+    package_data={"eotd_jax.thoughts": ["data/*.jsonl"], "data_gen.prompts": ["*.txt"]},
     install_requires=[
         "absl-py>=2.0,<3",
         "datasets>=3.0,<6",
         "numpy>=1.26,<3",
+        "openai>=1.40,<4",
         "sympy>=1.12,<2",
+        "tensorflow-cpu>=2.16,<3",  # TFRecord I/O and tf.data only; JAX owns the accelerators
+        "tensorflow-datasets>=4.9,<5",
         "tqdm>=4.66,<5",
     ],
     extras_require={

@@ -67,13 +67,59 @@ def solve_system(text: str) -> Outcome:
     if answer not in symbols:
         return Outcome.fail(Failure.NO_ANS, "no unknown named `ans`")
     try:
-        if all(_is_linear(e, symbols) for e in expressions):
-            solutions = _solve_linear(expressions, symbols)
+        expressions, definitions = _eliminate_definitions(expressions)
+        if any(e.is_number and e != 0 for e in expressions):
+            return Outcome.fail(Failure.INCONSISTENT, "the system has no solution")
+        expressions = [e for e in expressions if not e.is_number]
+        unknowns = sorted(set().union(*(e.free_symbols for e in expressions)), key=lambda s: s.name)
+        if not expressions:
+            solutions = [{}]
+        elif all(_is_linear(e, unknowns) for e in expressions):
+            solutions = _solve_linear(expressions, unknowns)
         else:
-            solutions = sympy.solve(expressions, symbols, dict=True)
+            solutions = sympy.solve(expressions, unknowns, dict=True)
     except (NotImplementedError, ValueError, TypeError, ZeroDivisionError) as error:
         return Outcome.fail(Failure.ERROR, f"sympy could not solve the system: {error}")
-    return _pick_answer(solutions, answer)
+    return _pick_answer([_with_definitions(s, definitions) for s in solutions], answer)
+
+
+def _eliminate_definitions(expressions: list[sympy.Expr]) -> tuple[list[sympy.Expr], list[tuple]]:
+    """Substitutes away equations that define one unknown (`step2 = step1 * 3`).
+
+    Teacher and student systems are mostly chains of such definitions; removing
+    them leaves a small (often empty) system, where `sympy.solve` on the whole
+    chain would take the slow nonlinear path as soon as two unknowns multiply.
+    Systems with a symbolic exponent are left whole, so substitution can never
+    build a huge power outside the size checks of the parser.
+    """
+    if any(p.exp.free_symbols for e in expressions for p in e.atoms(sympy.Pow)):
+        return expressions, []
+    remaining, definitions = list(expressions), []
+    while True:
+        found = next(((i, d) for i, e in enumerate(remaining) if (d := _definition(e))), None)
+        if found is None:
+            return remaining, definitions
+        index, (symbol, value) = found
+        remaining = [e.subs(symbol, value) for j, e in enumerate(remaining) if j != index]
+        definitions = [(s, v.subs(symbol, value)) for s, v in definitions] + [(symbol, value)]
+
+
+def _definition(expression: sympy.Expr) -> tuple | None:
+    """(x, value) when `expression == 0` reads `c * x + rest == 0` with rest free of x."""
+    for symbol in sorted(expression.free_symbols, key=lambda s: s.name):
+        rest, dependent = expression.as_independent(symbol, as_Add=True)
+        coefficient = dependent / symbol
+        if coefficient.is_number and coefficient != 0:
+            return symbol, -rest / coefficient
+    return None
+
+
+def _with_definitions(solution: dict, definitions: list[tuple]) -> dict:
+    """A solution of the reduced system extended with the eliminated unknowns."""
+    full = dict(solution)
+    for symbol, value in definitions:
+        full[symbol] = value.subs(solution)
+    return full
 
 
 def _is_linear(expression: sympy.Expr, symbols: list[sympy.Symbol]) -> bool:

@@ -7,7 +7,7 @@ import enum
 from fractions import Fraction
 
 
-class Failure(str, enum.Enum):
+class Failure(enum.StrEnum):
     """Why a rationale produced no answer. The values appear in manifests and reports."""
 
     NO_ANSWER = "no_answer"  # CoT: no number found

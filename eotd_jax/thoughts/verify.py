@@ -17,12 +17,10 @@ from importlib import resources
 
 from absl import app, flags
 
-from eotd_jax.thoughts.answers import answers_match, format_number, parse_number
-from eotd_jax.thoughts.cot import extract_cot_answer
+from eotd_jax.thoughts.answers import format_number, parse_number
 from eotd_jax.thoughts.outcome import Outcome
 from eotd_jax.thoughts.sandbox import SandboxPool
-
-THOUGHTS = ("cot", "pot", "eot")
+from eotd_jax.thoughts.scoring import THOUGHTS, verdict, verify
 
 _INPUT = flags.DEFINE_string("input", None, "JSON-lines file of {thought, rationale, answer}; default: embedded sample")
 _OUTPUT = flags.DEFINE_string("output", None, "write each line back with predicted / failure / correct")
@@ -48,27 +46,6 @@ def read_rationales(lines, where: str) -> list[dict]:
             raise ValueError(f"{where}: line {number}: field 'answer': {record['answer']!r} is not a number")
         records.append(record)
     return records
-
-
-def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
-    """Answers for all records, in order; PoT and EoT go through the pool in parallel."""
-    outcomes: list[Outcome | None] = [None] * len(records)
-    for thought in ("pot", "eot"):
-        indices = [i for i, r in enumerate(records) if r["thought"] == thought]
-        results = pool.map(thought, [records[i]["rationale"] for i in indices], progress=len(indices) > 500)
-        for index, outcome in zip(indices, results, strict=True):
-            outcomes[index] = outcome
-    for index, record in enumerate(records):
-        if record["thought"] == "cot":
-            outcomes[index] = extract_cot_answer(record["rationale"])
-    return outcomes
-
-
-def verdict(record: dict, outcome: Outcome) -> str:
-    """"kept", "wrong_answer", or the failure reason."""
-    if outcome.failure:
-        return outcome.failure.value
-    return "kept" if answers_match(outcome.value, parse_number(str(record["answer"]))) else "wrong_answer"
 
 
 def yield_table(records: list[dict], outcomes: list[Outcome]) -> str:

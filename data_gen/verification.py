@@ -1,0 +1,82 @@
+"""Teacher candidates -> verified examples, with every rejection counted by reason.
+
+A rationale is kept only when its executed / extracted answer equals the gold
+answer (the same verifier the eval binary uses on student output). Identical
+rationales for one question and thought are kept once; `max_per_thought` caps
+how many distinct ones a question keeps per thought.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Sequence
+
+from data_gen.teachers.base import Candidate
+from eotd_jax.benchmarks import Problem
+from eotd_jax.thoughts.answers import format_number
+from eotd_jax.thoughts.sandbox import SandboxPool
+from eotd_jax.thoughts.scoring import THOUGHTS, verdict, verify
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedExample:
+    """One shard record (DESIGN.md, "Verified example")."""
+
+    id: str
+    source: str
+    question: str
+    thought: str
+    rationale: str
+    answer: str
+    teacher: str
+    sample_index: int
+
+
+def verify_candidates(
+    candidates: Sequence[Candidate],
+    problems: Sequence[Problem],
+    pool: SandboxPool,
+    teacher: str,
+    max_per_thought: int = 0,
+) -> tuple[list[VerifiedExample], dict[str, collections.Counter]]:
+    """(kept examples in canonical order, per-thought counts of "kept" and each rejection reason)."""
+    order = {problem.id: index for index, problem in enumerate(problems)}
+    by_id = {problem.id: problem for problem in problems}
+    candidates = sorted(candidates, key=lambda c: (order[c.problem_id], THOUGHTS.index(c.thought), c.sample_index))
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    usable = [c for c in candidates if c.rationale is not None]
+    for candidate in candidates:
+        if candidate.rationale is None:
+            counts[candidate.thought][candidate.failure or "empty"] += 1
+    records = [{"thought": c.thought, "rationale": c.rationale, "answer": format_number(by_id[c.problem_id].answer)}
+               for c in usable]
+    outcomes = verify(records, pool)
+    kept, seen = [], collections.defaultdict(set)
+    for candidate, record, outcome in zip(usable, records, outcomes, strict=True):
+        reason = verdict(record, outcome)
+        group = (candidate.problem_id, candidate.thought)
+        normalized = " ".join(candidate.rationale.split())
+        if reason == "kept" and normalized in seen[group]:
+            reason = "duplicate"
+        elif reason == "kept" and max_per_thought and len(seen[group]) >= max_per_thought:
+            reason = "over_cap"
+        counts[candidate.thought][reason] += 1
+        if reason == "kept":
+            seen[group].add(normalized)
+            problem = by_id[candidate.problem_id]
+            kept.append(VerifiedExample(problem.id, problem.source, problem.question, candidate.thought,
+                                        candidate.rationale, problem.answer_text, teacher, candidate.sample_index))
+    return kept, dict(counts)
+
+
+def yield_report(counts: dict[str, collections.Counter]) -> str:
+    """Markdown table: per thought, candidates, kept (and %), then each rejection reason."""
+    reasons = sorted({r for c in counts.values() for r in c} - {"kept"})
+    rows = [["thought", "candidates", "kept", *reasons], ["---"] * (len(reasons) + 3)]
+    for thought in THOUGHTS:
+        if thought in counts:
+            total, kept = sum(counts[thought].values()), counts[thought]["kept"]
+            share = f"{kept} ({100 * kept / total:.1f}%)" if total else "0"
+            rows.append([thought, str(total), share, *(str(counts[thought][r]) for r in reasons)])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
