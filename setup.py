@@ -15,16 +15,21 @@ setup(
     install_requires=[
         "absl-py>=2.0,<3",
         "datasets>=3.0,<6",
+        "flax>=0.12,<0.13",
+        "jax>=0.8,<0.11",
         "numpy>=1.26,<3",
         "openai>=1.40,<4",
+        "safetensors>=0.4,<1",
         "sympy>=1.12,<2",
         "tensorflow-cpu>=2.16,<3",  # TFRecord I/O and tf.data only; JAX owns the accelerators
         "tensorflow-datasets>=4.9,<5",
         "tqdm>=4.66,<5",
+        "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5
     ],
     extras_require={
         "dev": [
             "pytest>=8,<10",
+            "torch==2.13.0",  # the reference for parity tests and benchmarks; the CPU build on this project's CI
             "pytest-timeout>=2.3,<3",
             "ruff>=0.6,<1",
         ],

@@ -1,0 +1,307 @@
+"""The T5 encoder-decoder in Flax NNX.
+
+Every parameter carries `logical_axes` metadata (`vocab`, `embed`, `heads`,
+`kv`, `mlp`, `buckets`, `layers`); `eotd_jax.model.sharding` maps those names
+to mesh axes with one rules table. Dropout takes an explicit PRNG key (None
+means deterministic), so the forward pass is a pure function of params,
+inputs and key. Decoding uses `init_cache` / `decode_step`: the cross-attention
+keys and values are computed once from the encoder output and the decoder's
+self-attention keys and values are written into a fixed-size cache.
+
+Shapes: B batch, S source length, T target length, H heads, D head size, E d_model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from eotd_jax.model.config import T5Config
+
+_MASKED = -1e9  # additive bias for masked attention positions (softmax runs in float32)
+
+
+def _param(rngs: nnx.Rngs, shape: tuple, axes: tuple, std: float, dtype) -> nnx.Param:
+    return nnx.Param(jax.random.normal(rngs.params(), shape, dtype) * std, logical_axes=axes)
+
+
+def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def _split(key: jax.Array | None, count: int) -> list:
+    return [None] * count if key is None else list(jax.random.split(key, count))
+
+
+class RMSNorm(nnx.Module):
+    """T5's layer norm: scale only, no mean subtraction, no bias; computed in float32."""
+
+    def __init__(self, config: T5Config):
+        self.epsilon, self.dtype = config.layer_norm_epsilon, config.compute_dtype
+        self.scale = nnx.Param(jnp.ones((config.d_model,), config.weights_dtype), logical_axes=("embed",))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.astype(jnp.float32)
+        x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.epsilon)
+        return (x * self.scale[...].astype(jnp.float32)).astype(self.dtype)
+
+
+class Attention(nnx.Module):
+    """Multi-head attention without score scaling (T5 folds it into the initialisation)."""
+
+    def __init__(self, config: T5Config, rngs: nnx.Rngs, relative_bias: bool):
+        c, dtype = config, config.weights_dtype
+        self.config = config
+        inner = c.num_heads * c.d_kv
+        self.query = _param(rngs, (c.d_model, c.num_heads, c.d_kv), ("embed", "heads", "kv"),
+                            (c.d_model * c.d_kv) ** -0.5, dtype)
+        self.key = _param(rngs, (c.d_model, c.num_heads, c.d_kv), ("embed", "heads", "kv"), c.d_model**-0.5, dtype)
+        self.value = _param(rngs, (c.d_model, c.num_heads, c.d_kv), ("embed", "heads", "kv"), c.d_model**-0.5, dtype)
+        self.out = _param(rngs, (c.num_heads, c.d_kv, c.d_model), ("heads", "kv", "embed"), inner**-0.5, dtype)
+        self.relative_bias = (_param(rngs, (c.relative_attention_num_buckets, c.num_heads), ("buckets", "heads"),
+                                     c.d_model**-0.5, dtype) if relative_bias else None)
+
+    def project_query(self, x: jax.Array) -> jax.Array:
+        return jnp.einsum("bte,ehd->bhtd", x, self.query[...].astype(x.dtype))
+
+    def project_key_value(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys and values (B,H,S,D): heads-major, so attention needs no transposes of a decoding cache."""
+        return (jnp.einsum("bse,ehd->bhsd", x, self.key[...].astype(x.dtype)),
+                jnp.einsum("bse,ehd->bhsd", x, self.value[...].astype(x.dtype)))
+
+    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
+        """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
+        scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
+        weights = _dropout(jax.nn.softmax(scores, axis=-1), self.config.dropout_rate, key).astype(v.dtype)
+        context = jnp.einsum("bhts,bhsd->bhtd", weights, v)
+        return jnp.einsum("bhtd,hde->bte", context, self.out[...].astype(v.dtype))
+
+    def position_bias(self, query_positions: jax.Array, key_positions: jax.Array, bidirectional: bool) -> jax.Array:
+        """(B, H, T, S) learned bias of the relative position bucket of each (query, key) pair.
+
+        Positions are (B, T) / (B, S) (or (1, ...)), counted within each packed segment.
+        """
+        c = self.config
+        relative = key_positions[:, None, :] - query_positions[:, :, None]
+        buckets = relative_position_bucket(relative, bidirectional, c.relative_attention_num_buckets,
+                                           c.relative_attention_max_distance)
+        bias = jnp.take(self.relative_bias[...].astype(jnp.float32), buckets, axis=0)  # (B, T, S, H)
+        return jnp.transpose(bias, (0, 3, 1, 2))
+
+
+def relative_position_bucket(relative: jax.Array, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> jax.Array:
+    """T5's bucketing: exact buckets for small distances, logarithmic ones up to `max_distance`."""
+    buckets = jnp.zeros_like(relative)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative > 0).astype(relative.dtype) * num_buckets
+        relative = jnp.abs(relative)
+    else:
+        relative = -jnp.minimum(relative, 0)
+    max_exact = num_buckets // 2
+    is_small = relative < max_exact
+    large = max_exact + (
+        jnp.log(jnp.maximum(relative, 1).astype(jnp.float32) / max_exact)
+        / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    ).astype(relative.dtype)
+    large = jnp.minimum(large, num_buckets - 1)
+    return buckets + jnp.where(is_small, relative, large)
+
+
+class FeedForward(nnx.Module):
+    def __init__(self, config: T5Config, rngs: nnx.Rngs):
+        c, dtype = config, config.weights_dtype
+        self.config = config
+        self.wi = _param(rngs, (c.d_model, c.d_ff), ("embed", "mlp"), c.d_model**-0.5, dtype)
+        self.wi_gate = _param(rngs, (c.d_model, c.d_ff), ("embed", "mlp"), c.d_model**-0.5, dtype) if c.gated else None
+        self.wo = _param(rngs, (c.d_ff, c.d_model), ("mlp", "embed"), c.d_ff**-0.5, dtype)
+
+    def __call__(self, x: jax.Array, key: jax.Array | None) -> jax.Array:
+        hidden = x @ self.wi[...].astype(x.dtype)
+        if self.wi_gate is not None:  # v1.1: gelu(x W0) * (x W1); HF's wi_0 is the gelu branch
+            hidden = jax.nn.gelu(x @ self.wi_gate[...].astype(x.dtype), approximate=True) * hidden
+        else:
+            hidden = jax.nn.relu(hidden)
+        hidden = _dropout(hidden, self.config.dropout_rate, key)
+        return hidden @ self.wo[...].astype(x.dtype)
+
+
+class EncoderLayer(nnx.Module):
+    def __init__(self, config: T5Config, rngs: nnx.Rngs, relative_bias: bool):
+        self.config = config
+        self.attention_norm = RMSNorm(config)
+        self.attention = Attention(config, rngs, relative_bias)
+        self.mlp_norm = RMSNorm(config)
+        self.mlp = FeedForward(config, rngs)
+
+    def __call__(self, x: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
+        keys, rate = _split(key, 4), self.config.dropout_rate
+        h = self.attention_norm(x)
+        q, (k, v) = self.attention.project_query(h), self.attention.project_key_value(h)
+        x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), rate, keys[1])
+        return x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), rate, keys[3])
+
+
+class DecoderLayer(nnx.Module):
+    def __init__(self, config: T5Config, rngs: nnx.Rngs, relative_bias: bool):
+        self.config = config
+        self.self_attention_norm = RMSNorm(config)
+        self.self_attention = Attention(config, rngs, relative_bias)
+        self.cross_attention_norm = RMSNorm(config)
+        self.cross_attention = Attention(config, rngs, relative_bias=False)
+        self.mlp_norm = RMSNorm(config)
+        self.mlp = FeedForward(config, rngs)
+
+    def __call__(self, x, self_kv, self_bias, cross_kv, cross_bias, key=None):
+        """One layer; `self_kv` / `cross_kv` are (k, v) pairs, so training and cached decoding share it."""
+        keys, rate = _split(key, 6), self.config.dropout_rate
+        q = self.self_attention.project_query(self.self_attention_norm(x))
+        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), rate, keys[1])
+        q = self.cross_attention.project_query(self.cross_attention_norm(x))
+        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), rate, keys[3])
+        return x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), rate, keys[5])
+
+
+class T5(nnx.Module):
+    """T5 v1.0 / v1.1 encoder-decoder with an LM head."""
+
+    def __init__(self, config: T5Config, rngs: nnx.Rngs):
+        c = config
+        self.config = config
+        self.embedding = _param(rngs, (c.vocab_size, c.d_model), ("vocab", "embed"), 1.0, c.weights_dtype)
+        self.encoder = nnx.List([EncoderLayer(c, rngs, relative_bias=i == 0) for i in range(c.num_layers)])
+        self.encoder_norm = RMSNorm(c)
+        self.decoder = nnx.List([DecoderLayer(c, rngs, relative_bias=i == 0) for i in range(c.num_decoder_layers)])
+        self.decoder_norm = RMSNorm(c)
+        self.lm_head = (None if c.tie_word_embeddings else
+                        _param(rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), c.d_model**-0.5,
+                               c.weights_dtype))
+
+    def _embed(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.embedding[...], ids, axis=0).astype(self.config.compute_dtype)
+
+    def encode(self, input_ids: jax.Array, input_segments: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """Encoder states (B, S, E).
+
+        `input_segments` (B, S) numbers the packed examples of a row from 1 and is 0 at padding; a boolean
+        mask (True at real tokens) is the one-example-per-row case.
+        """
+        c = self.config
+        keys = _split(key, c.num_layers + 2)
+        x = _dropout(self._embed(input_ids), c.dropout_rate, keys[0])
+        positions = segment_positions(input_segments)
+        bias = self.encoder[0].attention.position_bias(positions, positions, bidirectional=True)
+        bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
+        for layer, layer_key in zip(self.encoder, keys[1:-1], strict=True):
+            x = _layer_call(layer, c.remat, x, bias, layer_key)
+        return _dropout(self.encoder_norm(x), c.dropout_rate, keys[-1])
+
+    def decode(self, decoder_input_ids: jax.Array, encoded: jax.Array, input_segments: jax.Array,
+               decoder_segments: jax.Array | None = None, key: jax.Array | None = None) -> jax.Array:
+        """Logits (B, T, V) of the whole target at once (teacher forcing); segments as in `encode`."""
+        c = self.config
+        keys = _split(key, c.num_decoder_layers + 2)
+        x = _dropout(self._embed(decoder_input_ids), c.dropout_rate, keys[0])
+        if decoder_segments is None:
+            decoder_segments = jnp.ones(decoder_input_ids.shape, jnp.int32)
+        length = decoder_input_ids.shape[1]
+        positions = segment_positions(decoder_segments)
+        causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
+        self_bias = self.decoder[0].self_attention.position_bias(positions, positions, False)
+        self_bias = self_bias + _mask_bias(causal & _same_segment(decoder_segments, decoder_segments))
+        cross_bias = _mask_bias(_same_segment(decoder_segments, input_segments))
+        for layer, layer_key in zip(self.decoder, keys[1:-1], strict=True):
+            x = _decoder_layer_full(layer, c.remat, x, self_bias, encoded, cross_bias, layer_key)
+        return self.logits(_dropout(self.decoder_norm(x), c.dropout_rate, keys[-1]))
+
+    def logits(self, x: jax.Array) -> jax.Array:
+        if self.lm_head is None:  # tied: T5 v1.0 rescales before reusing the embedding
+            x = x * self.config.d_model**-0.5
+            return jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype)).astype(jnp.float32)
+        return (x @ self.lm_head[...].astype(x.dtype)).astype(jnp.float32)
+
+    def __call__(self, input_ids, input_segments, decoder_input_ids, decoder_segments=None, key=None) -> jax.Array:
+        encoded = self.encode(input_ids, input_segments, key)
+        return self.decode(decoder_input_ids, encoded, input_segments, decoder_segments,
+                           None if key is None else jax.random.fold_in(key, 1))
+
+    # Cached decoding.
+    def init_cache(self, encoded: jax.Array, input_mask: jax.Array, max_length: int) -> dict:
+        """Cross-attention keys/values per layer and an empty self-attention cache of `max_length`."""
+        c = self.config
+        batch = encoded.shape[0]
+        empty = jnp.zeros((batch, c.num_heads, max_length, c.d_kv), c.compute_dtype)
+        return {
+            "cross": [layer.cross_attention.project_key_value(encoded) for layer in self.decoder],
+            "self": [(empty, empty) for _ in self.decoder],
+            "cross_bias": _mask_bias(input_mask.astype(bool)[:, None, None, :]),
+        }
+
+    def decode_step(self, token: jax.Array, cache: dict, index: jax.Array) -> tuple[jax.Array, dict]:
+        """Logits (B, V) for the token at position `index` (B, 1), and the cache with its keys/values."""
+        x = self._embed(token)
+        max_length = cache["self"][0][0].shape[2]
+        visible = (jnp.arange(max_length) <= index)[None, None, None, :]
+        keys = jnp.arange(max_length)[None]
+        bias = self.decoder[0].self_attention.position_bias(jnp.reshape(index, (1, 1)), keys, False)
+        bias = bias + _mask_bias(visible)
+        new_self = []
+        for layer, (k_cache, v_cache), cross_kv in zip(self.decoder, cache["self"], cache["cross"], strict=True):
+            k, v = layer.self_attention.project_key_value(layer.self_attention_norm(x))
+            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=2)
+            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=2)
+            x = layer(x, (k_cache, v_cache), bias, cross_kv, cache["cross_bias"])
+            new_self.append((k_cache, v_cache))
+        logits = self.logits(self.decoder_norm(x))[:, 0]
+        return logits, {**cache, "self": new_self}
+
+
+def segment_positions(segments: jax.Array) -> jax.Array:
+    """Each token's position within its segment: 0, 1, 2, ... restarting where the segment id changes."""
+    index = jnp.arange(segments.shape[1])[None, :]
+    previous = jnp.concatenate([jnp.full_like(segments[:, :1], -1), segments[:, :-1]], axis=1)
+    starts = jnp.where(segments != previous, index, 0)
+    return index - jax.lax.cummax(starts, axis=1)
+
+
+def _same_segment(query_segments: jax.Array, key_segments: jax.Array) -> jax.Array:
+    """(B, 1, T, S): query and key in the same (non-padding) segment."""
+    key_segments = key_segments.astype(jnp.int32)
+    same = query_segments.astype(jnp.int32)[:, :, None] == key_segments[:, None, :]
+    return (same & (key_segments > 0)[:, None, :])[:, None]
+
+
+def _mask_bias(mask: jax.Array) -> jax.Array:
+    return jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)
+
+
+def _layer_call(layer, remat: bool, *args):
+    if remat:
+        return nnx.remat(lambda module, *a: module(*a))(layer, *args)
+    return layer(*args)
+
+
+def _decoder_layer_full(layer: DecoderLayer, remat: bool, x, self_bias, encoded, cross_bias, key):
+    def run(module: DecoderLayer, x, self_bias, encoded, cross_bias, key):
+        self_kv = module.self_attention.project_key_value(module.self_attention_norm(x))
+        cross_kv = module.cross_attention.project_key_value(encoded)
+        return module(x, self_kv, self_bias, cross_kv, cross_bias, key)
+
+    if remat:
+        return nnx.remat(run)(layer, x, self_bias, encoded, cross_bias, key)
+    return run(layer, x, self_bias, encoded, cross_bias, key)
+
+
+def shift_right(targets: jax.Array, start_token_id: int, segments: jax.Array | None = None) -> jax.Array:
+    """Decoder inputs from targets: each segment starts with the start token, then its targets shifted right."""
+    shifted = jnp.concatenate([jnp.full_like(targets[:, :1], start_token_id), targets[:, :-1]], axis=1)
+    if segments is None:
+        return shifted
+    return jnp.where(segment_positions(segments) == 0, start_token_id, shifted)
