@@ -18,10 +18,14 @@ setup(
         "flax>=0.12,<0.13",
         "jax>=0.8,<0.11",
         "numpy>=1.26,<3",
+        "ml_collections>=0.1.1,<2",
         "openai>=1.40,<4",
+        "optax>=0.2.3,<0.3",
+        "orbax-checkpoint>=0.11,<0.13",
         "safetensors>=0.4,<1",
         "sympy>=1.12,<2",
         "tensorflow-cpu>=2.16,<3",  # TFRecord I/O and tf.data only; JAX owns the accelerators
+        "tensorboard>=2.16,<3",  # tf.summary needs it to write event files
         "tensorflow-datasets>=4.9,<5",
         "tqdm>=4.66,<5",
         "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5

@@ -1,0 +1,46 @@
+"""Quickstart: a tiny byte-level T5 on synthetic problems, minutes on 2 CPU cores.
+
+    python -m data_gen.build --dataset=synthetic --synthetic_count=2000 --out=workdir/quickstart/data
+    python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train
+"""
+
+from ml_collections import ConfigDict
+
+
+def get_config() -> ConfigDict:
+    config = ConfigDict()
+    config.model = "t5-quickstart"
+    config.model_overrides = ConfigDict({"dropout_rate": 0.0})
+    config.init_from_hf = ""  # a local HF model directory to start from (weights + tokenizer)
+    config.tokenizer = "byte"
+    config.progress = True
+    config.log_every_steps = 25
+
+    config.data = ConfigDict()
+    config.data.sources = [{"dir": "workdir/quickstart/data", "weight": 1.0, "thoughts": "eot"}]
+    config.data.source_length = 512
+    config.data.target_length = 128
+
+    config.mesh = ConfigDict({"shape": (-1, 1, 1)})  # (data, fsdp, tensor); -1: all remaining devices
+
+    config.train = ConfigDict()
+    config.train.batch_size = 16
+    config.train.steps = 600
+    config.train.learning_rate = 3e-3
+    config.train.warmup_steps = 50
+    config.train.schedule = "cosine"
+    config.train.final_lr_fraction = 0.05
+    config.train.weight_decay = 0.01
+    config.train.adam_b1 = 0.9
+    config.train.adam_b2 = 0.98
+    config.train.max_grad_norm = 1.0
+    config.train.grad_accum_steps = 1
+    config.train.seed = 0
+    config.train.peak_flops_per_device = 0.0  # 0: look up the device kind (CPU: no MFU)
+
+    config.checkpoint = ConfigDict()
+    config.checkpoint.every_steps = 200
+    config.checkpoint.keep = 2
+    config.checkpoint.keep_best = 0
+    config.checkpoint.asynchronous = True
+    return config

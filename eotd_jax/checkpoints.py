@@ -1,0 +1,44 @@
+"""Orbax checkpoints of the training state, the data position and the config, in `<workdir>/checkpoints`.
+
+Saves are asynchronous; the last `keep` steps and the `keep_best` steps with
+the highest eval accuracy are kept. Restoring gives back exactly the saved
+state (sharded as asked) and the position of the input stream.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+
+def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = True) -> ocp.CheckpointManager:
+    policies = [checkpoint_managers.LatestN(n=keep)]
+    if keep_best:
+        policies.append(checkpoint_managers.BestN(get_metric_fn=lambda metrics: metrics["accuracy"], n=keep_best,
+                                                  keep_checkpoints_without_metrics=False))
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+        enable_async_checkpointing=asynchronous, create=True)
+    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, position: dict, config: dict,
+         metrics: dict | None = None, force: bool = False) -> None:
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               data=ocp.args.JsonSave(position),
+                                               config=ocp.args.JsonSave(config)),
+                 metrics=metrics, force=force)
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[object, dict]:
+    """(state placed like `abstract_state`'s shardings, data position) of a saved step."""
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                             data=ocp.args.JsonRestore()))
+    return restored["state"], restored["data"]
+
+
+def abstract_like(tree, shardings):
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)

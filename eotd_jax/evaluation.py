@@ -1,0 +1,102 @@
+"""The student answers benchmark questions: decode each thought, execute / extract, apply the strategies.
+
+Shared by the eval binary and the trainer's periodic eval. Decoding is batched
+(inputs padded to a few bucket lengths, so few compiles); PoT and EoT run in
+the sandbox pool, where a failing or hanging program costs only its question.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from eotd_jax.benchmarks import Problem
+from eotd_jax.input.prompts import student_input
+from eotd_jax.model.decoding import greedy, sample
+from eotd_jax.model.t5 import T5
+from eotd_jax.strategies import choose
+from eotd_jax.thoughts.answers import answers_match, format_number
+from eotd_jax.thoughts.outcome import Outcome
+from eotd_jax.thoughts.sandbox import SandboxPool
+from eotd_jax.thoughts.scoring import verify
+from eotd_jax.tokenizer import Tokenizer
+
+_BUCKET = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+    max_source_length: int = 512
+    max_new_tokens: int = 256
+    batch_size: int = 32
+    samples: int = 1  # >1: sampled rationales per thought (self-consistency); 1: greedy
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+
+
+def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought: str,
+             settings: DecodeSettings) -> list[list[str]]:
+    """`settings.samples` rationales per question for one thought."""
+    texts: list[list[str]] = [[] for _ in questions]
+    for start in range(0, len(questions), settings.batch_size):
+        chunk = questions[start:start + settings.batch_size]
+        encoded = [tokenizer.encode(student_input(q, thought))[: settings.max_source_length - 1] + [tokenizer.eos_id]
+                   for q in chunk]
+        length = min(-(-max(map(len, encoded)) // _BUCKET) * _BUCKET, settings.max_source_length)
+        rows = settings.batch_size  # a fixed batch shape: one compile per length bucket
+        ids = np.full((rows, length), tokenizer.pad_id, np.int32)
+        mask = np.zeros((rows, length), bool)
+        for i, tokens in enumerate(encoded):
+            ids[i, : len(tokens)], mask[i, : len(tokens)] = tokens, True
+        for sample_index in range(settings.samples):
+            if settings.samples == 1:
+                out = greedy(model, jnp.asarray(ids), jnp.asarray(mask), settings.max_new_tokens)
+            else:
+                key = jax.random.fold_in(jax.random.key(settings.seed), start * 1000 + sample_index)
+                out = sample(model, jnp.asarray(ids), jnp.asarray(mask), settings.max_new_tokens, key,
+                             settings.temperature, settings.top_p)
+            for i, row in enumerate(np.asarray(out)[: len(chunk)]):
+                texts[start + i].append(tokenizer.decode(row))
+    return texts
+
+
+def answer_questions(model: T5, tokenizer: Tokenizer, problems: Sequence[Problem], thoughts: Sequence[str],
+                     strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings) -> list[dict]:
+    """One prediction record per problem (see `prediction_record`)."""
+    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings) for t in thoughts}
+    return score(problems, rationales, strategies, pool)
+
+
+def score(problems: Sequence[Problem], rationales: dict[str, list[list[str]]], strategies: Sequence[str],
+          pool: SandboxPool) -> list[dict]:
+    """Executes / extracts every rationale and applies the strategies; also used on teacher text (oracle)."""
+    flat = [(t, i, j, text) for t, per_problem in rationales.items()
+            for i, texts in enumerate(per_problem) for j, text in enumerate(texts)]
+    outcomes = verify([{"thought": t, "rationale": text} for t, _, _, text in flat], pool)
+    answers: list[dict[str, list[Outcome]]] = [{t: [] for t in rationales} for _ in problems]
+    for (thought, i, _, _), outcome in zip(flat, outcomes, strict=True):
+        answers[i][thought].append(outcome)
+    return [prediction_record(problem, {t: rationales[t][i] for t in rationales}, answers[i], strategies)
+            for i, problem in enumerate(problems)]
+
+
+def prediction_record(problem: Problem, texts: dict[str, list[str]], answers: dict[str, list[Outcome]],
+                      strategies: Sequence[str]) -> dict:
+    record = {"id": problem.id, "source": problem.source, "question": problem.question,
+              "gold": problem.answer_text, "thoughts": {}, "chosen": {}, "correct": {}}
+    for thought, outcomes in answers.items():
+        record["thoughts"][thought] = [
+            {"text": text, "answer": format_number(o.value) if o.ok else None,
+             "failure": o.failure.value if o.failure else
+             (None if answers_match(o.value, problem.answer) else "wrong_answer")}
+            for text, o in zip(texts[thought], outcomes, strict=True)]
+    for strategy in strategies:
+        chosen = choose(strategy, answers)
+        record["chosen"][strategy] = format_number(chosen) if chosen is not None else None
+        record["correct"][strategy] = chosen is not None and answers_match(chosen, problem.answer)
+    return record

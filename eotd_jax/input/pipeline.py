@@ -1,0 +1,44 @@
+"""Shards -> tokenized examples -> packed batches: the trainer's whole input side.
+
+A config's `data.sources` lists datasets with a weight and the thoughts to
+keep, e.g. ETD = one source with thoughts cot,pot,eot; a weight of 2.0 puts
+every example of that source in each epoch twice, 0.5 a seeded half of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eotd_jax.input.packing import PackedBatches, TokenizedExample
+from eotd_jax.input.prompts import student_input
+from eotd_jax.input.records import read_records
+from eotd_jax.tokenizer import Tokenizer
+
+
+def tokenize(record: dict, tokenizer: Tokenizer, source_length: int, target_length: int) -> TokenizedExample:
+    """Source: question + thought selector; target: the rationale. Both truncated and ended with EOS."""
+    source = tokenizer.encode(student_input(record["question"], record["thought"]))[: source_length - 1]
+    target = tokenizer.encode(record["rationale"])[: target_length - 1]
+    return TokenizedExample(np.asarray(source + [tokenizer.eos_id], np.int32),
+                            np.asarray(target + [tokenizer.eos_id], np.int32))
+
+
+def mixture(sources: list[dict], seed: int) -> list[dict]:
+    """Records of all sources, each repeated / subsampled by its weight."""
+    records = []
+    for number, source in enumerate(sources):
+        thoughts = tuple(t.strip() for t in source["thoughts"].split(",")) if source.get("thoughts") else None
+        found = read_records(source["dir"], thoughts)
+        weight = float(source.get("weight", 1.0))
+        whole, fraction = int(weight), weight - int(weight)
+        records.extend(found * whole)
+        if fraction:
+            keep = np.random.default_rng([seed, number]).permutation(len(found))[: round(fraction * len(found))]
+            records.extend(found[i] for i in sorted(keep))
+    return records
+
+
+def make_batches(sources: list[dict], tokenizer: Tokenizer, batch_size: int, source_length: int,
+                 target_length: int, seed: int, process_index: int = 0, process_count: int = 1) -> PackedBatches:
+    examples = [tokenize(r, tokenizer, source_length, target_length) for r in mixture(sources, seed)]
+    return PackedBatches(examples, batch_size, source_length, target_length, seed, process_index, process_count)

@@ -1,0 +1,32 @@
+"""The optimizer: AdamW with linear warmup then cosine or linear decay, global-norm clipping, accumulation."""
+
+from __future__ import annotations
+
+import optax
+from ml_collections import ConfigDict
+
+
+def learning_rate_schedule(train: ConfigDict) -> optax.Schedule:
+    decay_steps = max(train.steps - train.warmup_steps, 1)
+    if train.schedule == "cosine":
+        decay = optax.cosine_decay_schedule(train.learning_rate, decay_steps, alpha=train.final_lr_fraction)
+    elif train.schedule == "linear":
+        decay = optax.linear_schedule(train.learning_rate, train.learning_rate * train.final_lr_fraction, decay_steps)
+    elif train.schedule == "constant":
+        decay = optax.constant_schedule(train.learning_rate)
+    else:
+        raise ValueError(f"train.schedule: {train.schedule!r} is not cosine, linear or constant")
+    warmup = optax.linear_schedule(0.0, train.learning_rate, max(train.warmup_steps, 1))
+    return optax.join_schedules([warmup, decay], [train.warmup_steps])
+
+
+def make_optimizer(train: ConfigDict) -> optax.GradientTransformation:
+    """One optimizer step per `train.grad_accum_steps` micro-batches (optax.MultiSteps)."""
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(train.max_grad_norm),
+        optax.adamw(learning_rate_schedule(train), b1=train.adam_b1, b2=train.adam_b2, eps=1e-8,
+                    weight_decay=train.weight_decay),
+    )
+    if train.grad_accum_steps > 1:
+        optimizer = optax.MultiSteps(optimizer, every_k_schedule=train.grad_accum_steps)
+    return optimizer

@@ -1,0 +1,72 @@
+"""Tokenizers behind one small interface: a byte-level one needing no files, or any HF tokenizer directory.
+
+    tokenizer = load_tokenizer("byte")                 # tiny models, tests, the quickstart
+    tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a local directory
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+
+class Tokenizer(Protocol):
+    pad_id: int
+    eos_id: int
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids without special tokens."""
+        ...
+
+    def decode(self, ids) -> str:
+        """Text of ids up to the first EOS, special tokens dropped."""
+        ...
+
+
+class ByteTokenizer:
+    """UTF-8 bytes shifted by 4: 0 pad (also the decoder start), 1 EOS, 2 unknown, 3 reserved."""
+
+    pad_id, eos_id, offset = 0, 1, 4
+    vocab_size = 256 + offset
+
+    def encode(self, text: str) -> list[int]:
+        return [byte + self.offset for byte in text.encode("utf-8")]
+
+    def decode(self, ids) -> str:
+        data = bytearray()
+        for token in ids:
+            token = int(token)
+            if token == self.eos_id:
+                break
+            if token >= self.offset:
+                data.append(token - self.offset)
+        return data.decode("utf-8", errors="replace")
+
+
+class HFTokenizer:
+    """A `transformers` tokenizer loaded from a local directory (no hub access at run time)."""
+
+    def __init__(self, directory: str):
+        import transformers
+
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"tokenizer: no directory at {directory}")
+        self._tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        self.pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
+        self.eos_id = self._tokenizer.eos_token_id
+        self.vocab_size = len(self._tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids) -> str:
+        ids = [int(t) for t in ids]
+        if self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        return self._tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def load_tokenizer(spec: str) -> Tokenizer:
+    """"byte", or a local directory holding a Hugging Face tokenizer (e.g. the imported model's)."""
+    return ByteTokenizer() if spec == "byte" else HFTokenizer(spec)

@@ -1,0 +1,263 @@
+"""The training loop behind `python -m eotd_jax.train` (the binary is `train.py`).
+
+One `jax.sharding.Mesh` (data, fsdp, tensor); parameters and optimizer state
+sharded by the logical rules of `eotd_jax.model.sharding`; a pure, jitted
+train step with explicit shardings and donated state. Restarting with the same
+`--workdir` resumes from the latest checkpoint, data position included.
+SIGTERM (TPU preemption, SLURM time limit) saves a checkpoint, then exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx, traverse_util
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from eotd_jax import checkpoints
+from eotd_jax.input.pipeline import make_batches
+from eotd_jax.model.config import T5Config, get_config
+from eotd_jax.model.hf_io import import_hf
+from eotd_jax.model.sharding import batch_sharding, logical_to_spec, make_mesh
+from eotd_jax.model.t5 import T5, shift_right
+from eotd_jax.optim import learning_rate_schedule, make_optimizer
+from eotd_jax.tokenizer import load_tokenizer
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; raised before anything is compiled."""
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything the loop needs, built and checked before any compile."""
+
+    config: ConfigDict
+    model_config: T5Config
+    graphdef: nnx.GraphDef
+    mesh: jax.sharding.Mesh
+    param_shardings: dict
+    batches: object
+    tokenizer: object
+    initial_params: object  # a callable giving sharded params (fresh init) or the imported HF params
+
+
+def model_and_params(config: ConfigDict):
+    """(model config, graphdef, abstract state, params source) from a named config or an HF directory."""
+    overrides = dict(config.model_overrides)
+    if config.init_from_hf:
+        model_config, model = import_hf(config.init_from_hf, **overrides)
+        graphdef, state = nnx.split(model)
+        return model_config, graphdef, state, nnx.to_pure_dict(state)
+    try:
+        model_config = get_config(config.model, **overrides)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config.model: {error}") from None
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
+    return model_config, graphdef, state, None
+
+
+def param_shardings(state: nnx.State, mesh: jax.sharding.Mesh) -> dict:
+    flat = {}
+    for path, variable in nnx.to_flat_state(state):
+        axes = getattr(variable, "logical_axes", None) or ()
+        spec = logical_to_spec(axes, mesh, variable.get_value().shape) if axes else jax.sharding.PartitionSpec()
+        flat[path] = jax.sharding.NamedSharding(mesh, spec)
+    return traverse_util.unflatten_dict(flat)
+
+
+def prepare(config: ConfigDict) -> Run:
+    """Checks the config against the devices and the data, and builds the run; compiles nothing."""
+    try:
+        mesh = make_mesh(tuple(config.mesh.shape))
+    except ValueError as error:
+        raise ConfigError(f"config.mesh.shape: {error}") from None
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    if config.train.batch_size % data_parallel:
+        raise ConfigError(f"config.train.batch_size {config.train.batch_size} is not divisible by the "
+                          f"{data_parallel} data-parallel devices (mesh data x fsdp)")
+    if config.train.batch_size % jax.process_count():
+        raise ConfigError(f"config.train.batch_size {config.train.batch_size} is not divisible by "
+                          f"{jax.process_count()} processes")
+    for source in config.data.sources:
+        if not os.path.isdir(source["dir"]):
+            raise ConfigError(f"config.data.sources: data dir {source['dir']} does not exist "
+                              "(build it with python -m data_gen.build)")
+    model_config, graphdef, state, hf_params = model_and_params(config)
+    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
+    if tokenizer.vocab_size > model_config.vocab_size:
+        raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
+                          f"{model_config.vocab_size}")
+    batches = make_batches(list(config.data.sources), tokenizer, config.train.batch_size,
+                           config.data.source_length, config.data.target_length, config.train.seed,
+                           jax.process_index(), jax.process_count())
+    if batches.batches_per_epoch() == 0:
+        raise ConfigError(f"the data fills fewer than one batch of {config.train.batch_size} rows")
+    shardings = param_shardings(state, mesh)
+    if hf_params is None:
+        seed = config.train.seed
+
+        def initial_params():
+            init = jax.jit(lambda: nnx.to_pure_dict(nnx.split(T5(model_config, nnx.Rngs(seed)))[1]),
+                           out_shardings=shardings)
+            return init()
+    else:
+        def initial_params():
+            return jax.device_put(hf_params, shardings)
+    return Run(config, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params)
+
+
+def loss_and_metrics(params, graphdef, batch, key, start_token_id: int):
+    """Mean cross-entropy over real target tokens, and token accuracy."""
+    model = nnx.merge(graphdef, params)
+    decoder_inputs = shift_right(batch["targets"], start_token_id, batch["target_segments"])
+    logits = model(batch["inputs"], batch["input_segments"], decoder_inputs, batch["target_segments"], key=key)
+    real = (batch["target_segments"] > 0).astype(jnp.float32)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    tokens = jnp.maximum(real.sum(), 1.0)
+    loss = (losses * real).sum() / tokens
+    accuracy = ((jnp.argmax(logits, -1) == batch["targets"]) * real).sum() / tokens
+    return loss, {"loss": loss, "token_accuracy": accuracy, "tokens": real.sum()}
+
+
+def train_step(state: dict, batch: dict, *, graphdef, optimizer, start_token_id: int, seed: int):
+    """One optimizer (micro-)step; pure: (state, batch) -> (state, metrics)."""
+    key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    grad_fn = jax.value_and_grad(loss_and_metrics, has_aux=True)
+    (_, metrics), grads = grad_fn(state["params"], graphdef, batch, key, start_token_id)
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+
+def count_params(params) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+def peak_flops_per_device(config: ConfigDict) -> float:
+    """Peak dense bf16 FLOP/s of one device, for the MFU estimate (0 when unknown)."""
+    if config.train.peak_flops_per_device:
+        return config.train.peak_flops_per_device
+    kind = jax.devices()[0].device_kind.lower()
+    table = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "v5p": 459e12, "v5 lite": 197e12, "v4": 275e12}
+    return next((flops for name, flops in table.items() if name in kind), 0.0)
+
+
+def train(config: ConfigDict, workdir: str) -> dict:
+    """The training loop; returns the last logged metrics."""
+    run = prepare(config)
+    optimizer = make_optimizer(config.train)
+    schedule = learning_rate_schedule(config.train)
+    mesh, batch_spec = run.mesh, batch_sharding(run.mesh)
+    params_shape = jax.eval_shape(run.initial_params)
+    opt_shape = jax.eval_shape(optimizer.init, params_shape)
+    # The optimizer state follows the parameters' shardings where shapes match (moments); the rest is replicated.
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    by_shape = {}
+    for leaf, sharding in zip(jax.tree.leaves(params_shape), jax.tree.leaves(run.param_shardings), strict=True):
+        by_shape.setdefault(leaf.shape, sharding)
+    opt_shardings = jax.tree.map(lambda x: by_shape.get(x.shape, replicated) if x.ndim else replicated, opt_shape)
+    state_shardings = {"params": run.param_shardings, "opt_state": opt_shardings, "step": replicated}
+    step_fn = jax.jit(
+        functools.partial(train_step, graphdef=run.graphdef, optimizer=optimizer,
+                          start_token_id=run.model_config.decoder_start_token_id, seed=config.train.seed),
+        in_shardings=(state_shardings, batch_spec), out_shardings=(state_shardings, replicated), donate_argnums=0)
+
+    manager = checkpoints.make_manager(workdir, config.checkpoint.keep, config.checkpoint.keep_best,
+                                       config.checkpoint.asynchronous)
+    latest = manager.latest_step()
+    if latest is not None:
+        abstract = checkpoints.abstract_like(
+            {"params": params_shape, "opt_state": opt_shape, "step": jax.ShapeDtypeStruct((), jnp.int32)},
+            state_shardings)
+        state, position = checkpoints.restore(manager, latest, abstract)
+        run.batches.position = position
+        logging.info("resumed from step %d (data position %s)", latest, position)
+    else:
+        params = run.initial_params()
+        state = {"params": params, "opt_state": jax.jit(optimizer.init, out_shardings=opt_shardings)(params),
+                 "step": jax.device_put(jnp.int32(0), replicated)}
+    start = int(state["step"])
+
+    preempted = {"flag": False}
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.update(flag=True))
+    writer = _summary_writer(workdir)
+    flops_per_token = 6 * count_params(params_shape)
+    peak = peak_flops_per_device(config) * jax.device_count()
+    config_dict = json.loads(config.to_json_best_effort())
+    last = {}
+    bar = tqdm(total=config.train.steps, initial=start, desc="training", unit="step",
+               disable=jax.process_index() != 0 or not config.progress)
+    window_start, window_tokens = time.perf_counter(), 0.0
+    step = start
+    try:
+        while step < config.train.steps and not preempted["flag"]:
+            local = next(run.batches)
+            batch = {k: jax.make_array_from_process_local_data(batch_spec, v) for k, v in local.items()}
+            state, metrics = step_fn(state, batch)
+            step += 1
+            bar.update(1)
+            window_tokens += float(np.sum(local["target_segments"] > 0) + np.sum(local["input_segments"] > 0)) \
+                * jax.process_count()
+            if step % config.log_every_steps == 0 or step == config.train.steps:
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                seconds = time.perf_counter() - window_start
+                steps_in_window = config.log_every_steps if step % config.log_every_steps == 0 else 1
+                metrics.update(learning_rate=float(schedule(step - 1)), tokens_per_second=window_tokens / seconds,
+                               step_seconds=seconds / steps_in_window)
+                if peak:
+                    metrics["mfu"] = flops_per_token * window_tokens / seconds / peak
+                last = {"step": step, **metrics}
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['learning_rate']:.2e}", refresh=False)
+                _write_scalars(writer, step, metrics)
+                window_start, window_tokens = time.perf_counter(), 0.0
+            if step % config.checkpoint.every_steps == 0 or step == config.train.steps:
+                checkpoints.save(manager, step, state, dict(run.batches.position), config_dict)
+        if preempted["flag"]:
+            logging.warning("SIGTERM: saving step %d before exiting", step)
+            checkpoints.save(manager, step, state, dict(run.batches.position), config_dict, force=True)
+    finally:
+        bar.close()
+        manager.wait_until_finished()
+        manager.close()
+        signal.signal(signal.SIGTERM, previous_handler)
+        if writer is not None:
+            writer.close()
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
+            json.dump(config_dict, file, indent=2)
+    return last
+
+
+def _summary_writer(workdir: str):
+    if jax.process_index() != 0:
+        return None
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")  # TensorFlow only writes event files here
+    return tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+
+def _write_scalars(writer, step: int, metrics: dict) -> None:
+    if writer is None:
+        return
+    import tensorflow as tf
+
+    with writer.as_default(step=step):
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                tf.summary.scalar(name, value)
+    writer.flush()
