@@ -17,7 +17,9 @@ def get_config() -> ConfigDict:
     config.log_every_steps = 25
 
     config.data = ConfigDict()
-    config.data.sources = [{"dir": "workdir/quickstart/data", "weight": 1.0, "thoughts": "eot"}]
+    config.data.dir = "workdir/quickstart/data"  # one data_gen output directory ...
+    config.data.thoughts = "eot"  # ... and the thoughts to train on (ETD: "cot,pot,eot")
+    config.data.sources = []  # or a mixture: [{"dir": ..., "weight": 1.0, "thoughts": "cot,pot,eot"}, ...]
     config.data.source_length = 512
     config.data.target_length = 128
 
@@ -25,7 +27,7 @@ def get_config() -> ConfigDict:
 
     config.train = ConfigDict()
     config.train.batch_size = 16
-    config.train.steps = 600
+    config.train.steps = 300
     config.train.learning_rate = 3e-3
     config.train.warmup_steps = 50
     config.train.schedule = "cosine"
@@ -39,7 +41,7 @@ def get_config() -> ConfigDict:
     config.train.peak_flops_per_device = 0.0  # 0: look up the device kind (CPU: no MFU)
 
     config.checkpoint = ConfigDict()
-    config.checkpoint.every_steps = 200
+    config.checkpoint.every_steps = 100
     config.checkpoint.keep = 2
     config.checkpoint.keep_best = 0
     config.checkpoint.asynchronous = True

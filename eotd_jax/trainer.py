@@ -78,6 +78,13 @@ def param_shardings(state: nnx.State, mesh: jax.sharding.Mesh) -> dict:
     return traverse_util.unflatten_dict(flat)
 
 
+def data_sources(config: ConfigDict) -> list[dict]:
+    """`config.data.sources` (a weighted mixture), or the single `config.data.dir` with `config.data.thoughts`."""
+    if config.data.sources:
+        return [dict(source) for source in config.data.sources]
+    return [{"dir": config.data.dir, "weight": 1.0, "thoughts": config.data.thoughts}]
+
+
 def prepare(config: ConfigDict) -> Run:
     """Checks the config against the devices and the data, and builds the run; compiles nothing."""
     try:
@@ -91,16 +98,17 @@ def prepare(config: ConfigDict) -> Run:
     if config.train.batch_size % jax.process_count():
         raise ConfigError(f"config.train.batch_size {config.train.batch_size} is not divisible by "
                           f"{jax.process_count()} processes")
-    for source in config.data.sources:
+    sources = data_sources(config)
+    for source in sources:
         if not os.path.isdir(source["dir"]):
-            raise ConfigError(f"config.data.sources: data dir {source['dir']} does not exist "
+            raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
     model_config, graphdef, state, hf_params = model_and_params(config)
     tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
     if tokenizer.vocab_size > model_config.vocab_size:
         raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
                           f"{model_config.vocab_size}")
-    batches = make_batches(list(config.data.sources), tokenizer, config.train.batch_size,
+    batches = make_batches(sources, tokenizer, config.train.batch_size,
                            config.data.source_length, config.data.target_length, config.train.seed,
                            jax.process_index(), jax.process_count())
     if batches.batches_per_epoch() == 0:

@@ -1,0 +1,46 @@
+"""The paper-reproduction grid: {codet5-small, -base, -large, flan-t5-*} x {cotd, potd, eotd, etd}.
+
+    python -m eotd_jax.train --config=configs/paper.py:codet5-large,etd --workdir=... \\
+        --config.init_from_hf=/models/codet5p-770m-py --config.data.dir=/data/gsm8k_gpt35
+
+`init_from_hf` should point at the pretrained student (a local Hugging Face
+directory; its tokenizer is used too): Salesforce/codet5-small, codet5-base,
+codet5p-770m-py, or google/flan-t5-*. The data dir is a data_gen output built
+from GSM8K train with a teacher. The optimisation values below are this
+project's starting point for T5-family fine-tuning (AdamW, linear decay),
+not numbers taken from the EoTD paper; record what you change in the workdir's
+config.json (the trainer writes it).
+"""
+
+from ml_collections import ConfigDict
+
+from configs import quickstart
+
+THOUGHTS = {"cotd": "cot", "potd": "pot", "eotd": "eot", "etd": "cot,pot,eot"}
+MODELS = ("codet5-small", "codet5-base", "codet5-large", "flan-t5-small", "flan-t5-base", "flan-t5-large")
+
+
+def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
+    model, _, method = arguments.partition(",")
+    if model not in MODELS or method not in THOUGHTS:
+        raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
+    config = quickstart.get_config()
+    config.model = model
+    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16"})
+    config.tokenizer = ""  # the tokenizer of init_from_hf
+    config.data.dir = "data/gsm8k_teacher"
+    config.data.thoughts = THOUGHTS[method]
+    config.data.source_length = 256  # the paper truncates inputs to 256 tokens
+    config.data.target_length = 256
+    config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
+    config.train.batch_size = 32
+    config.train.steps = 20_000
+    config.train.learning_rate = 5e-4 if "small" in model else 3e-4
+    config.train.warmup_steps = 500
+    config.train.schedule = "linear"
+    config.train.final_lr_fraction = 0.0
+    config.train.adam_b2 = 0.999
+    config.checkpoint.every_steps = 1000
+    config.checkpoint.keep = 3
+    config.log_every_steps = 50
+    return config
