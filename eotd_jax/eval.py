@@ -18,7 +18,7 @@ import os
 import sys
 
 import jax
-from absl import app, flags
+from absl import app, flags, logging
 from flax import nnx
 from ml_collections import ConfigDict, config_flags
 from tqdm import tqdm
@@ -143,6 +143,7 @@ def main(argv):
     unknown = [d for d in FLAGS.datasets if d not in (*BENCHMARKS, "synthetic")]
     if unknown:
         sys.exit(f"error: --datasets: unknown {', '.join(unknown)}")
+    logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save and compile at INFO
     config = _CONFIG.value
     if config is None and not os.path.isfile(os.path.join(FLAGS.checkpoint_dir, "config.json")):
         sys.exit("error: --config is required for a training workdir")

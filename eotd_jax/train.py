@@ -16,7 +16,7 @@ import os
 import sys
 
 import jax
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from eotd_jax.trainer import ConfigError, train
@@ -44,6 +44,7 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {argv[1:]}")
     if _CONFIG.value is None or _WORKDIR.value is None:
         sys.exit("error: --config and --workdir are required")
+    logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save and compile at INFO
     initialize_distributed()
     os.makedirs(_WORKDIR.value, exist_ok=True)
     try:

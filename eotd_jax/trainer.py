@@ -193,7 +193,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
             state_shardings)
         state, position = checkpoints.restore(manager, latest, abstract)
         run.batches.position = position
-        logging.info("resumed from step %d (data position %s)", latest, position)
+        logging.warning("resumed from step %d (data position %s)", latest, position)
     else:
         params = run.initial_params()
         state = {"params": params, "opt_state": jax.jit(optimizer.init, out_shardings=opt_shardings)(params),

@@ -112,3 +112,25 @@ def test_two_processes_train_to_the_same_losses_as_one(tmp_path, data_dir):
     two = json.loads(outputs[0][0].strip().splitlines()[-1])
     assert two["step"] == one["step"] == 3
     assert abs(two["loss"] - one["loss"]) < 1e-5 and abs(two["grad_norm"] - one["grad_norm"]) < 1e-4
+
+
+def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, data_dir):
+    import signal
+    import time
+
+    sources = [f"--config.data.dir={data_dir}"]
+    command = [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py", f"--workdir={tmp_path}",
+               *sources, *TINY, "--config.train.steps=100000", "--config.checkpoint.every_steps=100000"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    events = tmp_path / "tensorboard"
+    while time.monotonic() < deadline and not (events.is_dir() and any(events.iterdir())):
+        time.sleep(0.2)
+    time.sleep(2)  # a few steps in
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGTERM: saving step" in stderr
+    saved = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(saved) == 1 and 0 < saved[0] < 100000
