@@ -1,0 +1,98 @@
+"""One training step, ours (jit, Flax NNX T5 + optax AdamW) vs HF PyTorch T5 + torch AdamW, same shape.
+
+    python bench/train_step.py [--model=t5-small] [--batch=8] [--source_length=128] [--target_length=128]
+
+Both sides: forward, cross-entropy over the targets, backward, AdamW update,
+on the same random batch; best of `--repeats` timed steps after warm-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+import transformers
+from absl import app, flags
+from flax import nnx
+
+from eotd_jax.model.config import get_config
+from eotd_jax.model.hf_io import config_to_hf
+from eotd_jax.model.t5 import T5, shift_right
+
+_MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
+_BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")
+_SOURCE = flags.DEFINE_integer("source_length", 128, "input tokens")
+_TARGET = flags.DEFINE_integer("target_length", 128, "target tokens")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed steps per side")
+
+
+def _best(run, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv):
+    del argv
+    config = get_config(_MODEL.value, dropout_rate=0.0)
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(2, config.vocab_size, (_BATCH.value, _SOURCE.value))
+    targets = rng.integers(2, config.vocab_size, (_BATCH.value, _TARGET.value))
+
+    graphdef, state = nnx.split(T5(config, nnx.Rngs(0)))
+    params = nnx.to_pure_dict(state)
+    optimizer = optax.adamw(1e-4)
+    opt_state = optimizer.init(params)
+    batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)}
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, batch):
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params)
+            logits = model(batch["inputs"], jnp.ones_like(batch["inputs"], bool), shift_right(batch["targets"], 0))
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    state_box = {"params": params, "opt": opt_state}
+
+    def ours():
+        state_box["params"], state_box["opt"], loss = step(state_box["params"], state_box["opt"], batch)
+        loss.block_until_ready()
+
+    ours()
+    ours_seconds = _best(ours, _REPEATS.value)
+
+    hf_config = transformers.T5Config(**{k: v for k, v in config_to_hf(config).items() if k != "architectures"})
+    torch.manual_seed(0)
+    reference = transformers.T5ForConditionalGeneration(hf_config).train()
+    torch_optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-4)
+    torch_inputs, torch_targets = torch.tensor(inputs), torch.tensor(targets)
+
+    def theirs():
+        torch_optimizer.zero_grad()
+        loss = reference(input_ids=torch_inputs, labels=torch_targets).loss
+        loss.backward()
+        torch_optimizer.step()
+
+    theirs()
+    theirs_seconds = _best(theirs, _REPEATS.value)
+    print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}")
+    print(f"{_MODEL.value}-shaped, batch {_BATCH.value}, source {_SOURCE.value}, target {_TARGET.value}, fp32")
+    print(f"ours {ours_seconds * 1e3:.0f} ms/step, HF PyTorch {theirs_seconds * 1e3:.0f} ms/step, "
+          f"ratio {theirs_seconds / ours_seconds:.2f}x")
+
+
+if __name__ == "__main__":
+    app.run(main)
