@@ -18,8 +18,8 @@ import random
 from collections.abc import Sequence
 
 from data_gen.verification import VerifiedExample
+from eotd_jax.input.records import TEXT_FIELDS
 
-TEXT_FIELDS = ("id", "source", "question", "thought", "rationale", "answer", "teacher")
 SPLIT = "train"
 
 

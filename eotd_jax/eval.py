@@ -31,6 +31,7 @@ from eotd_jax.model.hf_io import import_hf
 from eotd_jax.optim import make_optimizer
 from eotd_jax.strategies import STRATEGIES
 from eotd_jax.thoughts.sandbox import SandboxPool
+from eotd_jax.thoughts.scoring import THOUGHTS
 from eotd_jax.tokenizer import load_tokenizer
 from eotd_jax.trainer import model_and_params
 
@@ -48,8 +49,6 @@ flags.DEFINE_integer("batch_size", 32, "questions decoded together")
 flags.DEFINE_integer("chunk", 128, "questions decoded, executed and written per step")
 flags.DEFINE_integer("workers", None, "sandbox processes (default: CPU count)")
 FLAGS = flags.FLAGS
-
-THOUGHTS = ("cot", "pot", "eot")
 
 
 def load_student(config: ConfigDict, checkpoint_dir: str):

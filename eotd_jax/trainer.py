@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
-from flax import nnx, traverse_util
+from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
@@ -30,7 +30,7 @@ from eotd_jax import checkpoints
 from eotd_jax.input.pipeline import make_batches
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
-from eotd_jax.model.sharding import batch_sharding, logical_to_spec, make_mesh
+from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.tokenizer import load_tokenizer
@@ -67,15 +67,6 @@ def model_and_params(config: ConfigDict):
         raise ConfigError(f"config.model: {error}") from None
     graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
     return model_config, graphdef, state, None
-
-
-def param_shardings(state: nnx.State, mesh: jax.sharding.Mesh) -> dict:
-    flat = {}
-    for path, variable in nnx.to_flat_state(state):
-        axes = getattr(variable, "logical_axes", None) or ()
-        spec = logical_to_spec(axes, mesh, variable.get_value().shape) if axes else jax.sharding.PartitionSpec()
-        flat[path] = jax.sharding.NamedSharding(mesh, spec)
-    return traverse_util.unflatten_dict(flat)
 
 
 def data_sources(config: ConfigDict) -> list[dict]:

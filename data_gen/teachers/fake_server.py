@@ -20,8 +20,7 @@ import time
 from absl import app, flags
 
 from data_gen.prompts import load_prompt
-
-THOUGHTS = ("cot", "pot", "eot")
+from eotd_jax.thoughts.scoring import THOUGHTS
 
 
 class FakeChatServer:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
-from flax import nnx
+from flax import nnx, traverse_util
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -65,16 +65,17 @@ def logical_to_spec(axes: Sequence[str | None], mesh: Mesh, shape: Sequence[int]
     return PartitionSpec(*spec)
 
 
-def state_shardings(state: nnx.State, mesh: Mesh) -> nnx.State:
-    """A NamedSharding for every variable in `state`, from its `logical_axes` (replicated if it has none)."""
+def param_shardings(state: nnx.State, mesh: Mesh) -> dict:
+    """A NamedSharding per variable of `state` from its `logical_axes` (replicated if it has none).
 
-    def sharding_of(variable):
-        axes = getattr(variable, "logical_axes", None)
-        if axes is None:
-            return NamedSharding(mesh, PartitionSpec())
-        return NamedSharding(mesh, logical_to_spec(axes, mesh, variable.get_value().shape))
-
-    return jax.tree.map(sharding_of, state, is_leaf=_is_variable)
+    Returned as a pure dict shaped like `nnx.to_pure_dict(state)`, the form the trainer's jit and Orbax use.
+    """
+    flat = {}
+    for path, variable in nnx.to_flat_state(state):
+        axes = getattr(variable, "logical_axes", None) or ()
+        spec = logical_to_spec(axes, mesh, variable.get_value().shape) if axes else PartitionSpec()
+        flat[path] = NamedSharding(mesh, spec)
+    return traverse_util.unflatten_dict(flat)
 
 
 def batch_sharding(mesh: Mesh, rank: int = 2) -> NamedSharding:
@@ -85,11 +86,5 @@ def batch_sharding(mesh: Mesh, rank: int = 2) -> NamedSharding:
 def shard_model(model: nnx.Module, mesh: Mesh) -> nnx.Module:
     """The model with every parameter placed according to the rules."""
     graphdef, state = nnx.split(model)
-    shardings = state_shardings(state, mesh)
-    place = lambda variable, sharding: variable.replace(jax.device_put(variable.get_value(), sharding))  # noqa: E731
-    state = jax.tree.map(place, state, shardings, is_leaf=_is_variable)
+    nnx.replace_by_pure_dict(state, jax.device_put(nnx.to_pure_dict(state), param_shardings(state, mesh)))
     return nnx.merge(graphdef, state)
-
-
-def _is_variable(x) -> bool:
-    return isinstance(x, nnx.Variable)
