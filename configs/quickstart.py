@@ -40,9 +40,19 @@ def get_config() -> ConfigDict:
     config.train.seed = 0
     config.train.peak_flops_per_device = 0.0  # 0: look up the device kind (CPU: no MFU)
 
+    config.eval = ConfigDict()  # periodic held-out eval during training (the eval binary's ETD code)
+    config.eval.every_steps = 100  # 0: off; a multiple of checkpoint.every_steps when checkpoint.keep_best > 0
+    config.eval.datasets = "synthetic"  # comma-separated: synthetic (held-out split), gsm8k, asdiv, svamp, multiarith
+    config.eval.data_dir = "../shared/datasets"  # where the benchmark files are
+    config.eval.limit = 50  # first N problems of each dataset
+    config.eval.thoughts = ""  # "": the thoughts the student is trained on
+    config.eval.max_new_tokens = 96
+    config.eval.batch_size = 50
+    config.eval.workers = 0  # sandbox processes; 0: CPU count
+
     config.checkpoint = ConfigDict()
     config.checkpoint.every_steps = 100
     config.checkpoint.keep = 2
-    config.checkpoint.keep_best = 0
+    config.checkpoint.keep_best = 1  # by held-out ETD accuracy
     config.checkpoint.asynchronous = True
     return config

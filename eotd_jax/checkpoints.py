@@ -17,12 +17,17 @@ from orbax.checkpoint import checkpoint_managers
 def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = True) -> ocp.CheckpointManager:
     policies = [checkpoint_managers.LatestN(n=keep)]
     if keep_best:
-        policies.append(checkpoint_managers.BestN(get_metric_fn=lambda metrics: metrics["accuracy"], n=keep_best,
+        policies.append(checkpoint_managers.BestN(get_metric_fn=_accuracy, n=keep_best,
                                                   keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+        best_fn=_accuracy if keep_best else None, best_mode="max",  # without best_fn Orbax drops the metrics
         enable_async_checkpointing=asynchronous, create=True)
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+
+
+def _accuracy(metrics: dict) -> float:
+    return metrics["accuracy"]
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, position: dict, config: dict,
@@ -38,6 +43,11 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                              data=ocp.args.JsonRestore()))
     return restored["state"], restored["data"]
+
+
+def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The training config saved with a step."""
+    return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
 
 def abstract_like(tree, shardings):

@@ -23,12 +23,25 @@ class Tokenizer(Protocol):
         """Text of ids up to the first EOS, special tokens dropped."""
         ...
 
+    def hf_tokenizer(self):
+        """The `transformers` tokenizer with the same ids, saved beside an exported model."""
+        ...
+
 
 class ByteTokenizer:
-    """UTF-8 bytes shifted by 4: 0 pad (also the decoder start), 1 EOS, 2 unknown, 3 reserved."""
+    """UTF-8 bytes shifted by 3: 0 pad (also the decoder start), 1 EOS, 2 unknown.
 
-    pad_id, eos_id, offset = 0, 1, 4
+    The id layout of `transformers.ByT5Tokenizer(extra_ids=0)`, so an exported
+    byte-level student works in the HF ecosystem with that tokenizer (`hf_tokenizer`).
+    """
+
+    pad_id, eos_id, offset = 0, 1, 3
     vocab_size = 256 + offset
+
+    def hf_tokenizer(self):
+        import transformers
+
+        return transformers.ByT5Tokenizer(extra_ids=0)
 
     def encode(self, text: str) -> list[int]:
         return [byte + self.offset for byte in text.encode("utf-8")]
@@ -59,6 +72,9 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def hf_tokenizer(self):
+        return self._tokenizer
 
     def decode(self, ids) -> str:
         ids = [int(t) for t in ids]

@@ -5,6 +5,8 @@ sharded by the logical rules of `eotd_jax.model.sharding`; a pure, jitted
 train step with explicit shardings and donated state. Restarting with the same
 `--workdir` resumes from the latest checkpoint, data position included.
 SIGTERM (TPU preemption, SLURM time limit) saves a checkpoint, then exits.
+Every `eval.every_steps` the student answers held-out questions with the ETD
+strategy (the eval binary's code); that accuracy picks the kept-best checkpoints.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from eotd_jax import checkpoints
+from eotd_jax.benchmarks import Problem
+from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
 from eotd_jax.input.pipeline import make_batches
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
+from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.tokenizer import load_tokenizer
 
 
@@ -52,6 +57,7 @@ class Run:
     batches: object
     tokenizer: object
     initial_params: object  # a callable giving sharded params (fresh init) or the imported HF params
+    eval_problems: dict[str, list[Problem]]  # empty when periodic eval is off
 
 
 def model_and_params(config: ConfigDict):
@@ -76,6 +82,27 @@ def data_sources(config: ConfigDict) -> list[dict]:
     return [{"dir": config.data.dir, "weight": 1.0, "thoughts": config.data.thoughts}]
 
 
+def eval_thoughts(config: ConfigDict) -> list[str]:
+    """The thoughts the periodic eval decodes: `eval.thoughts`, else every thought the student is trained on."""
+    spec = config.eval.thoughts or ",".join(source["thoughts"] for source in data_sources(config))
+    return [t for t in ("cot", "pot", "eot") if t in spec.split(",")]
+
+
+def check_eval_config(config: ConfigDict) -> dict[str, list[Problem]]:
+    """The held-out problems of the periodic eval ({} when it is off)."""
+    every = config.eval.every_steps
+    if config.checkpoint.keep_best and (not every or every % config.checkpoint.every_steps):
+        raise ConfigError("config.checkpoint.keep_best needs eval accuracy at checkpoints: set config.eval.every_steps "
+                          f"to a multiple of config.checkpoint.every_steps ({config.checkpoint.every_steps})")
+    if not every:
+        return {}
+    try:
+        return {name: load_problems(name, config.eval.data_dir, config.eval.limit)
+                for name in config.eval.datasets.split(",")}
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"config.eval.datasets: {error}") from None
+
+
 def prepare(config: ConfigDict) -> Run:
     """Checks the config against the devices and the data, and builds the run; compiles nothing."""
     try:
@@ -94,6 +121,7 @@ def prepare(config: ConfigDict) -> Run:
         if not os.path.isdir(source["dir"]):
             raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
+    eval_problems = check_eval_config(config)
     model_config, graphdef, state, hf_params = model_and_params(config)
     tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
     if tokenizer.vocab_size > model_config.vocab_size:
@@ -115,7 +143,7 @@ def prepare(config: ConfigDict) -> Run:
     else:
         def initial_params():
             return jax.device_put(hf_params, shardings)
-    return Run(config, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params)
+    return Run(config, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params, eval_problems)
 
 
 def loss_and_metrics(params, graphdef, batch, key, start_token_id: int):
@@ -140,6 +168,21 @@ def train_step(state: dict, batch: dict, *, graphdef, optimizer, start_token_id:
     params = optax.apply_updates(state["params"], updates)
     metrics["grad_norm"] = optax.global_norm(grads)
     return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+
+def evaluate_student(run: Run, params, pool: SandboxPool) -> dict[str, float]:
+    """ETD (and per-thought) answer accuracy on the held-out problems; "accuracy" is the mean ETD accuracy."""
+    model = nnx.merge(run.graphdef, params)
+    thoughts = eval_thoughts(run.config)
+    strategies = [*thoughts, "etd"]
+    settings = DecodeSettings(max_source_length=run.config.data.source_length,
+                              max_new_tokens=run.config.eval.max_new_tokens, batch_size=run.config.eval.batch_size)
+    metrics = {}
+    for name, problems in run.eval_problems.items():
+        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings)
+        metrics.update({f"eval/{name}/{s}_accuracy": accuracy(records, s) for s in strategies})
+    metrics["accuracy"] = float(np.mean([metrics[f"eval/{name}/etd_accuracy"] for name in run.eval_problems]))
+    return metrics
 
 
 def count_params(params) -> int:
@@ -198,6 +241,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
     peak = peak_flops_per_device(config) * jax.device_count()
     config_dict = json.loads(config.to_json_best_effort())
     last = {}
+    pool = SandboxPool(num_workers=config.eval.workers or None) if run.eval_problems else None
     bar = tqdm(total=config.train.steps, initial=start, desc="training", unit="step",
                disable=jax.process_index() != 0 or not config.progress)
     window_start, window_tokens = time.perf_counter(), 0.0
@@ -223,13 +267,22 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['learning_rate']:.2e}", refresh=False)
                 _write_scalars(writer, step, metrics)
                 window_start, window_tokens = time.perf_counter(), 0.0
+            eval_metrics = None
+            if run.eval_problems and (step % config.eval.every_steps == 0 or step == config.train.steps):
+                eval_metrics = evaluate_student(run, state["params"], pool)
+                last.update(eval_metrics)
+                _write_scalars(writer, step, eval_metrics)
+                logging.warning("step %d: held-out ETD accuracy %.4f", step, eval_metrics["accuracy"])
             if step % config.checkpoint.every_steps == 0 or step == config.train.steps:
-                checkpoints.save(manager, step, state, dict(run.batches.position), config_dict)
+                checkpoints.save(manager, step, state, dict(run.batches.position), config_dict,
+                                 {"accuracy": eval_metrics["accuracy"]} if eval_metrics else None)
         if preempted["flag"]:
             logging.warning("SIGTERM: saving step %d before exiting", step)
             checkpoints.save(manager, step, state, dict(run.batches.position), config_dict, force=True)
     finally:
         bar.close()
+        if pool is not None:
+            pool.close()
         manager.wait_until_finished()
         manager.close()
         signal.signal(signal.SIGTERM, previous_handler)

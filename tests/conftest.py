@@ -1,10 +1,13 @@
-"""Shared fixtures: one sandbox pool per session, and the real datasets when present."""
+"""Shared fixtures: one sandbox pool per session, the real datasets when present, fixture benchmark files,
+and a small synthetic training set."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from runs import python_module
 
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -22,3 +25,49 @@ def datasets_dir() -> Path:
     if not (SHARED_DATASETS / "README.md").is_file():
         pytest.skip(f"real benchmark files not found at {SHARED_DATASETS} (only CI and dev machines have ../shared)")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def training_data(tmp_path_factory) -> Path:
+    """40 verified EoT rationales of synthetic problems, as JSON lines, built by the data_gen binary."""
+    out = tmp_path_factory.mktemp("data")
+    result = python_module("data_gen.build", "--synthetic_count=40", "--thoughts=eot", f"--out={out}",
+                           "--format=jsonl", "--num_shards=1", "--progress=false", "--workers=1", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+ASDIV_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<Machine-Reading-Corpus-File><ProblemSet>
+<Problem ID="nluds-0001" Grade="1"><Body>Seven red apples and two green apples are in the basket.</Body>
+<Question>How many apples are in the basket?</Question><Solution-Type>Addition</Solution-Type>
+<Answer>9 (apples)</Answer><Formula>7+2=9</Formula></Problem>
+<Problem ID="nluds-0002" Grade="1"><Body>Tom is 5.</Body><Question>Is he older than 3?</Question>
+<Solution-Type>Comparison</Solution-Type><Answer>Yes</Answer><Formula>5&gt;3</Formula></Problem>
+<Problem ID="nluds-0003" Grade="2"><Body>Ann and Bo are 5 and 15.</Body><Question>Find their ages.</Question>
+<Solution-Type>Age</Solution-Type><Answer>5 (years old); 15 (years old)</Answer><Formula>x+10=15</Formula></Problem>
+</ProblemSet></Machine-Reading-Corpus-File>
+"""
+
+
+@pytest.fixture
+def benchmark_files(tmp_path) -> Path:
+    """A few problems of each benchmark in its original file format, including awkward ones."""
+    (tmp_path / "gsm8k").mkdir()
+    rows = [
+        {"question": "Q1?", "answer": "48/2 = <<48/2=24>>24\n#### 24"},
+        {"question": "Q2?", "answer": "Total <<1000+234=1234>>1234\n#### 1,234"},
+    ]
+    (tmp_path / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "svamp").mkdir()
+    svamp_rows = [{"ID": "chal-1", "Body": "A pack costs 76.", "Question": "Pay?", "Equation": "( 76.0 - 25.0 )",
+                   "Answer": 51.0, "Type": "Subtraction"}]
+    (tmp_path / "svamp" / "SVAMP.json").write_text(json.dumps(svamp_rows))
+    (tmp_path / "multiarith").mkdir()
+    multiarith_rows = [{"iIndex": 7, "sQuestion": "  Debby had 32.  ", "lEquations": ["X=((32.0+42.0)-35.0)"],
+                        "lSolutions": [39.0], "lAlignments": [1]}]
+    (tmp_path / "multiarith" / "MultiArith.json").write_text(json.dumps(multiarith_rows))
+    (tmp_path / "asdiv").mkdir()
+    (tmp_path / "asdiv" / "ASDiv.xml").write_text(ASDIV_XML)
+    (tmp_path / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0003\nnluds-0001\n")
+    return tmp_path

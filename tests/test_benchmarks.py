@@ -11,54 +11,20 @@ from eotd_jax import benchmarks
 from eotd_jax.benchmarks import DatasetFormatError, multiarith, svamp
 from eotd_jax.thoughts.answers import answers_match
 
-ASDIV_XML = """<?xml version="1.0" encoding="UTF-8" ?>
-<Machine-Reading-Corpus-File><ProblemSet>
-<Problem ID="nluds-0001" Grade="1"><Body>Seven red apples and two green apples are in the basket.</Body>
-<Question>How many apples are in the basket?</Question><Solution-Type>Addition</Solution-Type>
-<Answer>9 (apples)</Answer><Formula>7+2=9</Formula></Problem>
-<Problem ID="nluds-0002" Grade="1"><Body>Tom is 5.</Body><Question>Is he older than 3?</Question>
-<Solution-Type>Comparison</Solution-Type><Answer>Yes</Answer><Formula>5&gt;3</Formula></Problem>
-<Problem ID="nluds-0003" Grade="2"><Body>Ann and Bo are 5 and 15.</Body><Question>Find their ages.</Question>
-<Solution-Type>Age</Solution-Type><Answer>5 (years old); 15 (years old)</Answer><Formula>x+10=15</Formula></Problem>
-</ProblemSet></Machine-Reading-Corpus-File>
-"""
 
-
-@pytest.fixture
-def fixture_dir(tmp_path):
-    (tmp_path / "gsm8k").mkdir()
-    rows = [
-        {"question": "Q1?", "answer": "48/2 = <<48/2=24>>24\n#### 24"},
-        {"question": "Q2?", "answer": "Total <<1000+234=1234>>1234\n#### 1,234"},
-    ]
-    (tmp_path / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "svamp").mkdir()
-    svamp_rows = [{"ID": "chal-1", "Body": "A pack costs 76.", "Question": "Pay?", "Equation": "( 76.0 - 25.0 )",
-                   "Answer": 51.0, "Type": "Subtraction"}]
-    (tmp_path / "svamp" / "SVAMP.json").write_text(json.dumps(svamp_rows))
-    (tmp_path / "multiarith").mkdir()
-    multiarith_rows = [{"iIndex": 7, "sQuestion": "  Debby had 32.  ", "lEquations": ["X=((32.0+42.0)-35.0)"],
-                        "lSolutions": [39.0], "lAlignments": [1]}]
-    (tmp_path / "multiarith" / "MultiArith.json").write_text(json.dumps(multiarith_rows))
-    (tmp_path / "asdiv").mkdir()
-    (tmp_path / "asdiv" / "ASDiv.xml").write_text(ASDIV_XML)
-    (tmp_path / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0003\nnluds-0001\n")
-    return tmp_path
-
-
-def test_fixture_files_load_into_common_records(fixture_dir):
-    gsm8k = benchmarks.load("gsm8k", fixture_dir)
+def test_fixture_files_load_into_common_records(benchmark_files):
+    gsm8k = benchmarks.load("gsm8k", benchmark_files)
     assert [p.answer for p in gsm8k] == [24, 1234]
     assert gsm8k[0].solution.startswith("48/2") and gsm8k[0].source == "gsm8k/test"
-    (svamp_problem,) = benchmarks.load("svamp", fixture_dir)
+    (svamp_problem,) = benchmarks.load("svamp", benchmark_files)
     assert svamp_problem.id == "chal-1" and svamp_problem.answer == 51
     assert svamp_problem.question == "A pack costs 76. Pay?"
-    (multiarith_problem,) = benchmarks.load("multiarith", fixture_dir)
+    (multiarith_problem,) = benchmarks.load("multiarith", benchmark_files)
     assert multiarith_problem.question == "Debby had 32." and multiarith_problem.answer == 39
-    standard = benchmarks.load("asdiv", fixture_dir)
+    standard = benchmarks.load("asdiv", benchmark_files)
     assert [p.id for p in standard] == ["nluds-0003", "nluds-0001"]  # the ID file's order
     assert [p.answer for p in standard] == [5, 9]  # several values: the first
-    full = benchmarks.load("asdiv", fixture_dir, subset="full")
+    full = benchmarks.load("asdiv", benchmark_files, subset="full")
     assert [p.answer for p in full] == [9, None, 5]
 
 
@@ -83,26 +49,26 @@ def test_fixture_files_load_into_common_records(fixture_dir):
         ("asdiv", "asdiv/ASDiv.xml", "<ProblemSet><Problem>", r"ASDiv.xml: line 1: field '<xml>'"),
     ],
 )
-def test_malformed_files_name_file_item_and_field(fixture_dir, name, relative_path, content, expected):
-    (fixture_dir / relative_path).write_text(content)
+def test_malformed_files_name_file_item_and_field(benchmark_files, name, relative_path, content, expected):
+    (benchmark_files / relative_path).write_text(content)
     with pytest.raises(DatasetFormatError, match=expected):
-        benchmarks.load(name, fixture_dir, subset="full")
+        benchmarks.load(name, benchmark_files, subset="full")
 
 
-def test_missing_files_and_bad_arguments_are_clear(fixture_dir):
-    empty = fixture_dir / "empty"
+def test_missing_files_and_bad_arguments_are_clear(benchmark_files):
+    empty = benchmark_files / "empty"
     with pytest.raises(FileNotFoundError, match="gsm8k/test: no file at"):
         benchmarks.load("gsm8k", empty)
     with pytest.raises(ValueError, match="unknown benchmark 'mawps'"):
         benchmarks.load("mawps", empty)
     with pytest.raises(ValueError, match="splits"):
         benchmarks.load("svamp", empty, split="train")
-    (fixture_dir / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0002\n")
+    (benchmark_files / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0002\n")
     with pytest.raises(DatasetFormatError, match="line 1: field 'ID': nluds-0002 has no numeric answer"):
-        benchmarks.load("asdiv", fixture_dir)
-    (fixture_dir / "asdiv" / "standard_2096_ids.txt").write_text("nope\n")
+        benchmarks.load("asdiv", benchmark_files)
+    (benchmark_files / "asdiv" / "standard_2096_ids.txt").write_text("nope\n")
     with pytest.raises(DatasetFormatError, match="'nope' is not in the ASDiv file"):
-        benchmarks.load("asdiv", fixture_dir)
+        benchmarks.load("asdiv", benchmark_files)
 
 
 def test_hub_loading_code_path_on_local_directories(tmp_path):

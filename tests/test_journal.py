@@ -30,7 +30,7 @@ def test_a_torn_last_line_is_cut_and_appending_continues(tmp_path):
 def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "journal.jsonl"
     path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
-    with pytest.raises(ValueError, match="corrupt journal line"):
+    with pytest.raises(ValueError, match="corrupt line"):
         Journal(str(path))
 
 

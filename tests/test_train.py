@@ -1,37 +1,16 @@
-"""The trainer: one-line config errors before compiling, and exact resume from a checkpoint."""
+"""The trainer: one-line config errors before compiling, exact resume after SIGKILL, SIGTERM saves, in-training eval."""
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--config.model=t5-tiny", "--config.train.batch_size=4", "--config.data.source_length=256",
-        "--config.data.target_length=96", "--config.log_every_steps=1", "--config.progress=false",
-        "--config.checkpoint.asynchronous=false"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    result = subprocess.run([sys.executable, "-m", "data_gen.build", "--synthetic_count=40", "--thoughts=eot",
-                             f"--out={out}", "--format=jsonl", "--num_shards=1", "--progress=false", "--workers=1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
-
-
-def _train(workdir: Path, data_dir: Path, *overrides: str, env: dict | None = None):
-    command = [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py", f"--workdir={workdir}",
-               f"--config.data.dir={data_dir}", *TINY, *overrides]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
+from runs import ROOT, cpu_env, last_json_line, train, train_command
 
 
 def _params(workdir: Path, step: int):
@@ -42,21 +21,77 @@ def _params(workdir: Path, step: int):
     return state["params"]
 
 
-def test_a_restarted_run_reaches_the_same_loss_and_params(tmp_path, data_dir):
-    full = _train(tmp_path / "full", data_dir, "--config.train.steps=6", "--config.checkpoint.every_steps=3")
+def _logged_steps(workdir: Path) -> list[int]:
+    """Steps with a loss in the run's TensorBoard events (flushed every logged step)."""
+    import tensorflow as tf
+
+    steps = []
+    for path in (workdir / "tensorboard").glob("events.*"):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                steps += [event.step for value in event.summary.value if value.tag == "loss"]
+        except tf.errors.DataLossError:  # the record being written
+            pass
+    return steps
+
+
+def _saved_steps(workdir: Path) -> list[int]:
+    directory = workdir / "checkpoints"
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
+def test_a_run_killed_between_checkpoints_resumes_to_the_same_loss_and_params(tmp_path, training_data):
+    steps = ["--config.train.steps=90", "--config.checkpoint.every_steps=30"]
+    full = train(tmp_path / "full", training_data, *steps)
     assert full.returncode == 0, full.stderr[-3000:]
-    first = _train(tmp_path / "split", data_dir, "--config.train.steps=3", "--config.checkpoint.every_steps=3")
-    assert first.returncode == 0, first.stderr[-3000:]
-    resumed = _train(tmp_path / "split", data_dir, "--config.train.steps=6", "--config.checkpoint.every_steps=3")
+
+    _logged_steps(tmp_path / "full")  # imports TensorFlow now, not while the run goes on
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed, training_data, *steps), cwd=ROOT, env=cpu_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (_saved_steps(killed) and max(_logged_steps(killed)) >= 35):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    saved, logged = _saved_steps(killed), max(_logged_steps(killed))
+    assert saved and saved[-1] < logged < 90, (saved, logged)  # killed after training past its last checkpoint
+
+    resumed = train(killed, training_data, *steps)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed from step 3" in resumed.stderr
-    full_metrics = json.loads(full.stdout.strip().splitlines()[-1])
-    resumed_metrics = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert full_metrics["step"] == resumed_metrics["step"] == 6
+    assert f"resumed from step {saved[-1]}" in resumed.stderr
+    full_metrics = last_json_line(full.stdout)
+    resumed_metrics = last_json_line(resumed.stdout)
+    assert full_metrics["step"] == resumed_metrics["step"] == 90
     assert abs(full_metrics["loss"] - resumed_metrics["loss"]) < 1e-6
-    for a, b in zip(_leaves(_params(tmp_path / "full", 6)), _leaves(_params(tmp_path / "split", 6)), strict=True):
+    for a, b in zip(_leaves(_params(tmp_path / "full", 90)), _leaves(_params(killed, 90)), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert (tmp_path / "full" / "tensorboard").is_dir() and any((tmp_path / "full" / "tensorboard").iterdir())
+
+
+def test_in_training_eval_scores_checkpoints_for_keep_best(tmp_path, training_data):
+    result = train(tmp_path, training_data, "--config.train.steps=4", "--config.checkpoint.every_steps=2",
+                    "--config.eval.every_steps=2", "--config.checkpoint.keep_best=1", "--config.eval.limit=6",
+                    "--config.eval.max_new_tokens=16", "--config.eval.workers=1", "--config.eval.thoughts=eot,pot")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 2: held-out ETD accuracy" in result.stderr and "step 4: held-out ETD accuracy" in result.stderr
+    metrics = last_json_line(result.stdout)
+    assert {"eval/synthetic/eot_accuracy", "eval/synthetic/pot_accuracy", "eval/synthetic/etd_accuracy",
+            "accuracy"} <= set(metrics)
+    for step in (2, 4):
+        saved = json.loads((tmp_path / "checkpoints" / str(step) / "metrics" / "metrics").read_text())
+        assert 0.0 <= saved["accuracy"] <= 1.0
+    tags = set()
+    import tensorflow as tf
+
+    for path in (tmp_path / "tensorboard").glob("events.*"):
+        tags |= {v.tag for event in tf.compat.v1.train.summary_iterator(str(path)) for v in event.summary.value}
+    assert "eval/synthetic/etd_accuracy" in tags and "loss" in tags
+
+
+def test_keep_best_without_eval_at_checkpoints_is_a_config_error(tmp_path, training_data):
+    result = train(tmp_path, training_data, "--config.train.steps=2", "--config.checkpoint.keep_best=1")
+    assert result.returncode != 0
+    assert "config.checkpoint.keep_best needs eval accuracy" in result.stderr.strip().splitlines()[-1]
 
 
 def _leaves(tree):
@@ -70,16 +105,16 @@ def _leaves(tree):
     (["--config.mesh.shape=(3,1,1)"], "config.mesh.shape: mesh shape"),
     (["--config.train.batch_size=3"], "is not divisible by the 2 data-parallel devices"),
 ])
-def test_bad_configs_fail_with_one_line_before_compiling(tmp_path, data_dir, overrides, message):
+def test_bad_configs_fail_with_one_line_before_compiling(tmp_path, training_data, overrides, message):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    result = _train(tmp_path, data_dir, "--config.train.steps=2", *overrides, env=env)
+    result = train(tmp_path, training_data, "--config.train.steps=2", *overrides, env=env)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert message in result.stderr.strip().splitlines()[-1]
 
 
-def test_a_missing_data_dir_is_named(tmp_path):
-    result = _train(tmp_path, tmp_path / "nowhere", "--config.train.steps=2")
+def test_a_missing_training_data_is_named(tmp_path):
+    result = train(tmp_path, tmp_path / "nowhere", "--config.train.steps=2")
     assert result.returncode != 0
     assert "nowhere does not exist" in result.stderr.strip().splitlines()[-1]
 
@@ -92,36 +127,32 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_processes_train_to_the_same_losses_as_one(tmp_path, data_dir):
+def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
     """2 processes x 2 CPU devices (jax.distributed on 127.0.0.1) vs 1 process x 4 devices."""
     steps = ["--config.train.steps=3", "--config.checkpoint.every_steps=100", "--config.mesh.shape=(2,2,1)"]
-    single = _train(tmp_path / "one", data_dir, *steps, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    single = train(tmp_path / "one", training_data, *steps,
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert single.returncode == 0, single.stderr[-3000:]
     port = _free_port()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     processes = []
     for index in range(2):
-        command = [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py",
-                   f"--workdir={tmp_path / 'two'}", f"--config.data.dir={data_dir}", *TINY, *steps,
+        command = [*train_command(tmp_path / "two", training_data, *steps),
                    f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}"]
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True))
     outputs = [p.communicate(timeout=600) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
-    one = json.loads(single.stdout.strip().splitlines()[-1])
-    two = json.loads(outputs[0][0].strip().splitlines()[-1])
+    one = last_json_line(single.stdout)
+    two = last_json_line(outputs[0][0])
     assert two["step"] == one["step"] == 3
     assert abs(two["loss"] - one["loss"]) < 1e-5 and abs(two["grad_norm"] - one["grad_norm"]) < 1e-4
 
 
-def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, data_dir):
-    import signal
-    import time
-
-    sources = [f"--config.data.dir={data_dir}"]
-    command = [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py", f"--workdir={tmp_path}",
-               *sources, *TINY, "--config.train.steps=100000", "--config.checkpoint.every_steps=100000"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, training_data):
+    command = train_command(tmp_path, training_data, "--config.train.steps=100000",
+                            "--config.checkpoint.every_steps=100000")
+    process = subprocess.Popen(command, cwd=ROOT, env=cpu_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     events = tmp_path / "tensorboard"

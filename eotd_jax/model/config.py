@@ -62,7 +62,7 @@ _V1_1 = dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False)
 _CODET5_VOCAB = 32100  # RoBERTa-style BPE of CodeT5 / CodeT5+
 
 CONFIGS: dict[str, T5Config] = {
-    # Tiny models for tests and the quickstart (byte-level vocabulary of 260 ids).
+    # Tiny models for tests and the quickstart (the byte-level tokenizer's 259 ids, padded to 260).
     "t5-tiny": T5Config(vocab_size=260, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
                         num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=64),
     "t5-tiny-v1_1": T5Config(vocab_size=260, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,

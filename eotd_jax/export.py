@@ -1,0 +1,41 @@
+"""Hand a trained student to the Hugging Face ecosystem: `python -m eotd_jax.export --checkpoint_dir=W --out=DIR`.
+
+    python -m eotd_jax.export --checkpoint_dir=workdir/quickstart/train --step=best --out=/tmp/student
+    python -c "import transformers as t; t.T5ForConditionalGeneration.from_pretrained('/tmp/student')"
+
+Writes `config.json`, `model.safetensors` and the tokenizer (the starting
+model's, or `ByT5Tokenizer` for byte-level students, which has the same ids).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from eotd_jax.model.hf_io import export_hf
+from eotd_jax.student import load_student
+
+flags.DEFINE_string("checkpoint_dir", None, "the training workdir")
+flags.DEFINE_string("step", "latest", "latest, best (highest in-training eval accuracy) or a step number")
+flags.DEFINE_string("out", None, "the Hugging Face model directory to write")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    if not FLAGS.checkpoint_dir or not FLAGS.out:
+        sys.exit("error: --checkpoint_dir and --out are required")
+    logging.set_verbosity(logging.WARNING)
+    try:
+        student = load_student(FLAGS.checkpoint_dir, step=FLAGS.step)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    export_hf(student.model, FLAGS.out)
+    student.tokenizer.hf_tokenizer().save_pretrained(FLAGS.out)
+    print(f"step {student.step} of {FLAGS.checkpoint_dir} -> {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

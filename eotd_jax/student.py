@@ -1,0 +1,75 @@
+"""A trained student for eval and export: a training workdir's checkpoint, or a Hugging Face model directory.
+
+    student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .step
+    student = load_student("/models/etd-codet5p-770m-py")             # config.json + weights + tokenizer
+
+A workdir's config comes from the checkpoint itself unless one is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+from absl import logging
+from flax import nnx
+from ml_collections import ConfigDict
+
+from eotd_jax import checkpoints
+from eotd_jax.model.hf_io import import_hf
+from eotd_jax.model.t5 import T5
+from eotd_jax.optim import make_optimizer
+from eotd_jax.tokenizer import Tokenizer, load_tokenizer
+from eotd_jax.trainer import model_and_params
+
+
+@dataclasses.dataclass
+class Student:
+    model: T5
+    tokenizer: Tokenizer
+    step: int | None  # the checkpoint's step; None for a Hugging Face directory
+
+
+def is_hf_model_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "config.json")) and not os.path.isdir(os.path.join(path, "checkpoints"))
+
+
+def checkpoint_step(manager, which: str) -> int:
+    """`which` is latest, best (highest in-training eval accuracy; latest when none was measured) or a step."""
+    steps = manager.all_steps()
+    if not steps:
+        raise FileNotFoundError(f"{manager.directory}: no checkpoint (and not a Hugging Face model directory)")
+    step = {"latest": manager.latest_step(), "best": manager.best_step() or manager.latest_step()}.get(which)
+    if step is None and not which.isdigit():
+        raise ValueError(f"checkpoint step must be latest, best or a step number, not {which!r}")
+    step = step if step is not None else int(which)
+    if step not in steps:
+        raise FileNotFoundError(f"{manager.directory}: no checkpoint at step {step}; saved: {sorted(steps)}")
+    return step
+
+
+def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: str = "latest") -> Student:
+    """The model (on the first device) and tokenizer of a Hugging Face directory or of one checkpoint of a workdir."""
+    if is_hf_model_dir(checkpoint_dir):
+        _, model = import_hf(checkpoint_dir)
+        return Student(model, load_tokenizer(checkpoint_dir), None)
+    if not os.path.isdir(checkpoint_dir):
+        raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
+    manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)
+    try:
+        chosen = checkpoint_step(manager, step)
+        config = config if config is not None else ConfigDict(checkpoints.restore_config(manager, chosen))
+        _, graphdef, state, _ = model_and_params(config)
+        params_shape = nnx.to_pure_dict(state)
+        abstract = {"params": params_shape,
+                    "opt_state": jax.eval_shape(make_optimizer(config.train).init, params_shape),
+                    "step": jax.ShapeDtypeStruct((), "int32")}
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        restored, _ = checkpoints.restore(manager, chosen, checkpoints.abstract_like(
+            abstract, jax.tree.map(lambda _: device, abstract)))
+    finally:
+        manager.close()
+    logging.warning("loaded step %d of %s", chosen, checkpoint_dir)
+    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
+    return Student(nnx.merge(graphdef, restored["params"]), tokenizer, chosen)

@@ -1,0 +1,40 @@
+"""Running the binaries as a user would: subprocesses of `python -m ...` from the project root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TRAIN = ["--config.model=t5-tiny", "--config.train.batch_size=4", "--config.data.source_length=256",
+              "--config.data.target_length=96", "--config.log_every_steps=1", "--config.progress=false",
+              "--config.checkpoint.asynchronous=false", "--config.eval.every_steps=0",
+              "--config.checkpoint.keep_best=0"]
+
+
+def python_module(module: str, *flags: str, env: dict | None = None, timeout: int = 600):
+    return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=cpu_env(env))
+
+
+def train_command(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
+    """The tiny quickstart student on `data_dir`, checkpoints every step it is told to."""
+    return [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py", f"--workdir={workdir}",
+            f"--config.data.dir={data_dir}", *TINY_TRAIN, *overrides]
+
+
+def train(workdir: Path, data_dir: Path, *overrides: str, env: dict | None = None):
+    return subprocess.run(train_command(workdir, data_dir, *overrides), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=cpu_env(env))
+
+
+def cpu_env(extra: dict | None = None) -> dict:
+    return {**os.environ, "JAX_PLATFORMS": "cpu", **(extra or {})}
+
+
+def last_json_line(output: str) -> dict:
+    import json
+
+    return json.loads(output.strip().splitlines()[-1])
