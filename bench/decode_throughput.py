@@ -6,6 +6,11 @@ Both sides get the same t5-small-shaped random weights (HF's initialisation,
 imported through our HF import) and the same inputs, and must produce exactly
 `--new_tokens` tokens per sequence (EOS disabled on both), so the work is equal.
 Ours is timed after one warm-up (compile) call; the compile time is printed apart.
+
+Generating a token reads every decoder weight and the LM head once, so on a
+CPU whose memory bandwidth is the limit, no implementation at this precision
+beats `batch x bandwidth / weight bytes` tokens/s. The script measures the
+bandwidth (a jitted sum over a 1 GiB array) and prints that bound beside HF.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 import transformers
 from absl import app, flags
+from flax import nnx
 
 from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
@@ -58,6 +64,7 @@ def main(argv):
     print("| batch | ours tokens/s | HF PyTorch tokens/s | ratio | our compile s |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
+    bounds = []
     for batch in map(int, _BATCH_SIZES.value):
         ids = rng.integers(2, config.vocab_size, (batch, _SOURCE_LENGTH.value))
         mask = np.ones_like(ids)
@@ -80,6 +87,25 @@ def main(argv):
         tokens = batch * _NEW_TOKENS.value
         print(f"| {batch} | {tokens / ours_seconds:,.0f} | {tokens / hf_seconds:,.0f} | "
               f"{hf_seconds / ours_seconds:.1f}x | {compile_seconds:.1f} |")
+        bounds.append((batch, tokens / hf_seconds))
+    state = nnx.to_pure_dict(nnx.state(ours))
+    per_token = sum(x.nbytes for name in ("decoder", "decoder_norm", "embedding")
+                    for x in jax.tree.leaves(state[name]))  # the LM head is the (tied) embedding or lm_head
+    per_token += sum(x.nbytes for x in jax.tree.leaves(state.get("lm_head", {})))
+    bandwidth = _read_bandwidth()
+    print(f"\nweights read per generated token: {per_token / 1e6:.0f} MB; memory read bandwidth here: "
+          f"{bandwidth / 1e9:.1f} GB/s")
+    for batch, hf_rate in bounds:
+        bound = batch * bandwidth / per_token
+        print(f"batch {batch}: bandwidth bound {bound:,.0f} tokens/s = {bound / hf_rate:.1f}x HF")
+
+
+def _read_bandwidth(gigabytes: float = 1.0, repeats: int = 5) -> float:
+    """Bytes/s of a jitted reduction over a large fp32 array (a stream of reads, like a decode step)."""
+    x = jnp.ones((int(gigabytes * 2**30) // 4,), jnp.float32)
+    total = jax.jit(jnp.sum)
+    total(x).block_until_ready()
+    return x.nbytes / _best_seconds(lambda: total(x).block_until_ready(), repeats)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 
+import numpy as np
 from absl import app, flags
 
 from eotd_jax.input.pipeline import make_batches
@@ -48,6 +49,9 @@ def stand_in_bpe(records: list[dict], vocab_size: int, directory: str) -> HFToke
 
 def report(name: str, tokenizer, rows: list[str]) -> None:
     sources = [{"dir": _DATA_DIR.value, "weight": 1.0, "thoughts": _THOUGHTS.value}]
+    examples = make_batches(sources, tokenizer, 1, 1 << 20, 1 << 20, seed=0).examples
+    print(f"| {name} | mean example: {np.mean([len(e.source) for e in examples]):.0f} / "
+          f"{np.mean([len(e.target) for e in examples]):.0f} | | |", flush=True)
     for shape in rows:
         source_length, target_length = map(int, shape.split("x"))
         batches = make_batches(sources, tokenizer, _BATCH.value, source_length, target_length, seed=0)

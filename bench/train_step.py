@@ -4,6 +4,9 @@
 
 Both sides: forward, cross-entropy over the targets, backward, AdamW update,
 on the same random batch; best of `--repeats` timed steps after warm-up.
+It also prints the step's FLOPs (XLA's cost analysis) and the machine's dense
+fp32 matmul rate in both frameworks, which bound what any implementation of
+this step can reach here.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ def main(argv):
         state_box["params"], state_box["opt"], loss = step(state_box["params"], state_box["opt"], batch)
         loss.block_until_ready()
 
+    flops = step.lower(params, opt_state, batch).compile().cost_analysis()["flops"]
     ours()
     ours_seconds = _best(ours, _REPEATS.value)
 
@@ -92,6 +96,23 @@ def main(argv):
     print(f"{_MODEL.value}-shaped, batch {_BATCH.value}, source {_SOURCE.value}, target {_TARGET.value}, fp32")
     print(f"ours {ours_seconds * 1e3:.0f} ms/step, HF PyTorch {theirs_seconds * 1e3:.0f} ms/step, "
           f"ratio {theirs_seconds / ours_seconds:.2f}x")
+    jax_peak, torch_peak = _matmul_rate()
+    peak = max(jax_peak, torch_peak)
+    print(f"step: {flops / 1e9:.0f} GFLOP; ours {flops / ours_seconds / 1e9:.0f} GFLOP/s, "
+          f"HF {flops / theirs_seconds / 1e9:.0f} GFLOP/s; dense fp32 matmul here: jax {jax_peak / 1e9:.0f}, "
+          f"torch {torch_peak / 1e9:.0f} GFLOP/s; a step at the best matmul rate would be "
+          f"{flops / peak * 1e3:.0f} ms ({theirs_seconds * peak / flops:.2f}x HF)")
+
+
+def _matmul_rate(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """FLOP/s of a square fp32 matmul: jax (XLA) and torch (oneDNN / MKL)."""
+    a = jnp.ones((size, size), jnp.float32)
+    matmul = jax.jit(lambda x: x @ x)
+    matmul(a).block_until_ready()
+    jax_seconds = _best(lambda: matmul(a).block_until_ready(), repeats)
+    b = torch.ones((size, size))
+    torch_seconds = _best(lambda: b @ b, repeats)
+    return 2 * size**3 / jax_seconds, 2 * size**3 / torch_seconds
 
 
 if __name__ == "__main__":

@@ -67,32 +67,39 @@ class Attention(nnx.Module):
         self.relative_bias = (_param(rngs, (c.relative_attention_num_buckets, c.num_heads), ("buckets", "heads"),
                                      c.d_model**-0.5, dtype) if relative_bias else None)
 
+    # Projections contract into token-major results (b, t, h, d) and then swap axes: with that dot shape
+    # XLA:CPU reads the (embed, heads, kv) kernels as they are stored, where a heads-major dot made it
+    # re-layout every kernel on every decoding step (inside the loop, so never hoisted).
     def project_query(self, x: jax.Array) -> jax.Array:
-        return jnp.einsum("bte,ehd->bhtd", x, self.query[...].astype(x.dtype))
+        return jnp.swapaxes(jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype)), 1, 2)
 
     def project_key_value(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Keys and values (B,H,S,D): heads-major, so attention needs no transposes of a decoding cache."""
-        return (jnp.einsum("bse,ehd->bhsd", x, self.key[...].astype(x.dtype)),
-                jnp.einsum("bse,ehd->bhsd", x, self.value[...].astype(x.dtype)))
+        return (jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)), 1, 2),
+                jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)), 1, 2))
 
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
         """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
         scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
         weights = _dropout(jax.nn.softmax(scores, axis=-1), self.config.dropout_rate, key).astype(v.dtype)
-        context = jnp.einsum("bhts,bhsd->bhtd", weights, v)
-        return jnp.einsum("bhtd,hde->bte", context, self.out[...].astype(v.dtype))
+        context = jnp.einsum("bhts,bhsd->bthd", weights, v)
+        batch, length, heads, depth = context.shape
+        out = self.out[...].astype(v.dtype).reshape(heads * depth, -1)
+        return context.reshape(batch, length, heads * depth) @ out
 
     def position_bias(self, query_positions: jax.Array, key_positions: jax.Array, bidirectional: bool) -> jax.Array:
-        """(B, H, T, S) learned bias of the relative position bucket of each (query, key) pair.
+        """(1, H, T, S) learned bias of the relative position bucket of each (query, key) pair; positions (T,), (S,).
 
-        Positions are (B, T) / (B, S) (or (1, ...)), counted within each packed segment.
+        Packed rows need no per-row positions: segments are contiguous, so for a query and key in the same
+        segment the within-segment distance equals the distance of their row indices, and pairs across
+        segments are masked. One (H, T, S) table serves the whole batch (its gradient too).
         """
         c = self.config
-        relative = key_positions[:, None, :] - query_positions[:, :, None]
+        relative = key_positions[None, :] - query_positions[:, None]
         buckets = relative_position_bucket(relative, bidirectional, c.relative_attention_num_buckets,
                                            c.relative_attention_max_distance)
-        bias = jnp.take(self.relative_bias[...].astype(jnp.float32), buckets, axis=0)  # (B, T, S, H)
-        return jnp.transpose(bias, (0, 3, 1, 2))
+        bias = jnp.take(self.relative_bias[...].astype(jnp.float32), buckets, axis=0)  # (T, S, H)
+        return jnp.transpose(bias, (2, 0, 1))[None]
 
 
 def relative_position_bucket(relative: jax.Array, bidirectional: bool, num_buckets: int,
@@ -196,7 +203,7 @@ class T5(nnx.Module):
         c = self.config
         keys = _split(key, c.num_layers + 2)
         x = _dropout(self._embed(input_ids), c.dropout_rate, keys[0])
-        positions = segment_positions(input_segments)
+        positions = jnp.arange(input_ids.shape[1])
         bias = self.encoder[0].attention.position_bias(positions, positions, bidirectional=True)
         bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
         for layer, layer_key in zip(self.encoder, keys[1:-1], strict=True):
@@ -212,7 +219,7 @@ class T5(nnx.Module):
         if decoder_segments is None:
             decoder_segments = jnp.ones(decoder_input_ids.shape, jnp.int32)
         length = decoder_input_ids.shape[1]
-        positions = segment_positions(decoder_segments)
+        positions = jnp.arange(length)
         causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
         self_bias = self.decoder[0].self_attention.position_bias(positions, positions, False)
         self_bias = self_bias + _mask_bias(causal & _same_segment(decoder_segments, decoder_segments))
@@ -249,8 +256,7 @@ class T5(nnx.Module):
         x = self._embed(token)
         max_length = cache["self"][0][0].shape[2]
         visible = (jnp.arange(max_length) <= index)[None, None, None, :]
-        keys = jnp.arange(max_length)[None]
-        bias = self.decoder[0].self_attention.position_bias(jnp.reshape(index, (1, 1)), keys, False)
+        bias = self.decoder[0].self_attention.position_bias(jnp.reshape(index, (1,)), jnp.arange(max_length), False)
         bias = bias + _mask_bias(visible)
         new_self = []
         for layer, (k_cache, v_cache), cross_kv in zip(self.decoder, cache["self"], cache["cross"], strict=True):
