@@ -30,11 +30,13 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.tokenizer = ""  # the tokenizer of init_from_hf
     config.data.dir = "data/gsm8k_teacher"
     config.data.thoughts = THOUGHTS[method]
-    config.data.source_length = 256  # the paper truncates inputs to 256 tokens
-    config.data.target_length = 256
+    # Packed rows of 512 / 320 tokens hold about 7 GSM8K examples with 9.2% padding (bench/packing_padding.py
+    # with a 32k byte-level BPE, docs/benchmarks.md); 256 / 256 rows would be 22.6% padding.
+    config.data.source_length = 512
+    config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
-    config.train.batch_size = 32
-    config.train.steps = 20_000
+    config.train.batch_size = 16  # packed rows: about 110 examples a step
+    config.train.steps = 8_000  # about 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions)
     config.train.learning_rate = 5e-4 if "small" in model else 3e-4
     config.train.warmup_steps = 500
     config.train.schedule = "linear"
