@@ -27,9 +27,9 @@ def get_config() -> ConfigDict:
 
     config.train = ConfigDict()
     config.train.batch_size = 16
-    config.train.steps = 270  # ~9.5 min of the quickstart's 15 on 2 cores
+    config.train.steps = 300  # ~10.5 min of the quickstart's 15 on 2 cores
     config.train.learning_rate = 3e-3
-    config.train.warmup_steps = 40
+    config.train.warmup_steps = 50
     config.train.schedule = "cosine"
     config.train.final_lr_fraction = 0.05
     config.train.weight_decay = 0.01
@@ -41,7 +41,7 @@ def get_config() -> ConfigDict:
     config.train.peak_flops_per_device = 0.0  # 0: look up the device kind (CPU: no MFU)
 
     config.eval = ConfigDict()  # periodic held-out eval during training (the eval binary's ETD code)
-    config.eval.every_steps = 90  # 0: off; a multiple of checkpoint.every_steps when checkpoint.keep_best > 0
+    config.eval.every_steps = 100  # 0: off; a multiple of checkpoint.every_steps when checkpoint.keep_best > 0
     config.eval.datasets = "synthetic"  # comma-separated: synthetic (held-out split), gsm8k, asdiv, svamp, multiarith
     config.eval.data_dir = "../shared/datasets"  # where the benchmark files are
     config.eval.limit = 50  # first N problems of each dataset
@@ -51,7 +51,7 @@ def get_config() -> ConfigDict:
     config.eval.workers = 0  # sandbox processes; 0: CPU count
 
     config.checkpoint = ConfigDict()
-    config.checkpoint.every_steps = 90
+    config.checkpoint.every_steps = 100
     config.checkpoint.keep = 2
     config.checkpoint.keep_best = 1  # by held-out ETD accuracy
     config.checkpoint.asynchronous = True
