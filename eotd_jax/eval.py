@@ -31,7 +31,8 @@ from eotd_jax.thoughts.scoring import THOUGHTS
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the student's training config (default: the one saved "
                                           "in the checkpoint)", lock_config=True)
-flags.DEFINE_string("checkpoint_dir", None, "training workdir (latest checkpoint) or a Hugging Face model directory")
+flags.DEFINE_string("checkpoint_dir", None, "training workdir (the checkpoint --step names) or a Hugging Face "
+                    "model directory")
 flags.DEFINE_string("step", "latest", "which checkpoint of a workdir: latest, best (highest in-training eval "
                     "accuracy; latest when none was measured), or a step number")
 flags.DEFINE_list("datasets", ["gsm8k", "asdiv", "svamp", "multiarith"], f"from {', '.join(BENCHMARKS)}, synthetic")
@@ -127,13 +128,14 @@ def main(argv):
         eval_dir = FLAGS.eval_dir or os.path.join(
             FLAGS.checkpoint_dir, "eval", *([] if student.step is None else [f"step_{student.step}"]))
         claim_eval_dir(eval_dir, {"checkpoint_dir": os.path.abspath(FLAGS.checkpoint_dir), "step": student.step,
-                                  "max_new_tokens": FLAGS.max_new_tokens, "samples": FLAGS.samples})
+                                  "strategies": FLAGS.strategies, "max_new_tokens": FLAGS.max_new_tokens,
+                                  "samples": FLAGS.samples})
+        journal = Journal(os.path.join(eval_dir, "predictions.jsonl"), key=_record_key)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     thoughts = [t for t in THOUGHTS if any(s in (t, "etd", "vote") for s in FLAGS.strategies)]
     settings = DecodeSettings(max_new_tokens=FLAGS.max_new_tokens, batch_size=FLAGS.batch_size,
                               samples=FLAGS.samples)
-    journal = Journal(os.path.join(eval_dir, "predictions.jsonl"), key=_record_key)
     predictions = {name: [journal.get(_problem_key(p)) for p in ps if _problem_key(p) in journal]
                    for name, ps in problems.items()}
     todo = {name: [p for p in ps if _problem_key(p) not in journal] for name, ps in problems.items()}
