@@ -18,6 +18,7 @@ setup(
         "flax>=0.12,<0.13",
         "jax>=0.8,<0.11",
         "numpy>=1.26,<3",
+        "matplotlib>=3.8,<4",  # the eval binary's results.png
         "ml_collections>=0.1.1,<2",
         "openai>=1.40,<4",
         "optax>=0.2.3,<0.3",
