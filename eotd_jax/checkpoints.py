@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
@@ -48,6 +49,12 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
     """The training config saved with a step."""
     return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+
+def state_shapes(params_shape, optimizer) -> dict:
+    """Shapes of the saved training state: {params, opt_state, step}, as the trainer's step function carries it."""
+    return {"params": params_shape, "opt_state": jax.eval_shape(optimizer.init, params_shape),
+            "step": jax.ShapeDtypeStruct((), jnp.int32)}
 
 
 def abstract_like(tree, shardings):

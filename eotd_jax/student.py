@@ -61,10 +61,7 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
         chosen = checkpoint_step(manager, step)
         config = config if config is not None else ConfigDict(checkpoints.restore_config(manager, chosen))
         _, graphdef, state, _ = model_and_params(config)
-        params_shape = nnx.to_pure_dict(state)
-        abstract = {"params": params_shape,
-                    "opt_state": jax.eval_shape(make_optimizer(config.train).init, params_shape),
-                    "step": jax.ShapeDtypeStruct((), "int32")}
+        abstract = checkpoints.state_shapes(nnx.to_pure_dict(state), make_optimizer(config.train))
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
         restored, _ = checkpoints.restore(manager, chosen, checkpoints.abstract_like(
             abstract, jax.tree.map(lambda _: device, abstract)))

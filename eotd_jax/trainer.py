@@ -38,6 +38,7 @@ from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.thoughts.sandbox import SandboxPool
+from eotd_jax.thoughts.scoring import THOUGHTS
 from eotd_jax.tokenizer import load_tokenizer
 
 
@@ -85,11 +86,11 @@ def data_sources(config: ConfigDict) -> list[dict]:
 def eval_thoughts(config: ConfigDict) -> list[str]:
     """The thoughts the periodic eval decodes: `eval.thoughts`, else every thought the student is trained on."""
     spec = config.eval.thoughts or ",".join(source["thoughts"] for source in data_sources(config))
-    return [t for t in ("cot", "pot", "eot") if t in spec.split(",")]
+    return [t for t in THOUGHTS if t in spec.split(",")]
 
 
-def check_eval_config(config: ConfigDict) -> dict[str, list[Problem]]:
-    """The held-out problems of the periodic eval ({} when it is off)."""
+def load_eval_problems(config: ConfigDict) -> dict[str, list[Problem]]:
+    """The held-out problems of the periodic eval ({} when it is off), after checking its settings."""
     every = config.eval.every_steps
     if config.checkpoint.keep_best and (not every or every % config.checkpoint.every_steps):
         raise ConfigError("config.checkpoint.keep_best needs eval accuracy at checkpoints: set config.eval.every_steps "
@@ -121,7 +122,7 @@ def prepare(config: ConfigDict) -> Run:
         if not os.path.isdir(source["dir"]):
             raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
-    eval_problems = check_eval_config(config)
+    eval_problems = load_eval_problems(config)
     model_config, graphdef, state, hf_params = model_and_params(config)
     tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
     if tokenizer.vocab_size > model_config.vocab_size:
@@ -204,8 +205,8 @@ def train(config: ConfigDict, workdir: str) -> dict:
     optimizer = make_optimizer(config.train)
     schedule = learning_rate_schedule(config.train)
     mesh, batch_spec = run.mesh, batch_sharding(run.mesh)
-    params_shape = jax.eval_shape(run.initial_params)
-    opt_shape = jax.eval_shape(optimizer.init, params_shape)
+    shapes = checkpoints.state_shapes(jax.eval_shape(run.initial_params), optimizer)
+    params_shape, opt_shape = shapes["params"], shapes["opt_state"]
     # The optimizer state follows the parameters' shardings where shapes match (moments); the rest is replicated.
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     by_shape = {}
@@ -222,10 +223,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
                                        config.checkpoint.asynchronous)
     latest = manager.latest_step()
     if latest is not None:
-        abstract = checkpoints.abstract_like(
-            {"params": params_shape, "opt_state": opt_shape, "step": jax.ShapeDtypeStruct((), jnp.int32)},
-            state_shardings)
-        state, position = checkpoints.restore(manager, latest, abstract)
+        state, position = checkpoints.restore(manager, latest, checkpoints.abstract_like(shapes, state_shardings))
         run.batches.position = position
         logging.warning("resumed from step %d (data position %s)", latest, position)
     else:

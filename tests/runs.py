@@ -19,15 +19,19 @@ def python_module(module: str, *flags: str, env: dict | None = None, timeout: in
                           timeout=timeout, env=cpu_env(env))
 
 
+def train_flags(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
+    """The tiny quickstart student on `data_dir`, with the given config overrides."""
+    return ["--config=configs/quickstart.py", f"--workdir={workdir}", f"--config.data.dir={data_dir}", *TINY_TRAIN,
+            *overrides]
+
+
 def train_command(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
-    """The tiny quickstart student on `data_dir`, checkpoints every step it is told to."""
-    return [sys.executable, "-m", "eotd_jax.train", "--config=configs/quickstart.py", f"--workdir={workdir}",
-            f"--config.data.dir={data_dir}", *TINY_TRAIN, *overrides]
+    """For runs the test starts, signals or runs several of at once (`subprocess.Popen`)."""
+    return [sys.executable, "-m", "eotd_jax.train", *train_flags(workdir, data_dir, *overrides)]
 
 
 def train(workdir: Path, data_dir: Path, *overrides: str, env: dict | None = None):
-    return subprocess.run(train_command(workdir, data_dir, *overrides), cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=cpu_env(env))
+    return python_module("eotd_jax.train", *train_flags(workdir, data_dir, *overrides), env=env)
 
 
 def cpu_env(extra: dict | None = None) -> dict:

@@ -21,18 +21,23 @@ def _params(workdir: Path, step: int):
     return state["params"]
 
 
-def _logged_steps(workdir: Path) -> list[int]:
-    """Steps with a loss in the run's TensorBoard events (flushed every logged step)."""
+def _scalar_steps(workdir: Path) -> dict[str, list[int]]:
+    """Steps logged per scalar tag in the run's TensorBoard events (flushed every logged step)."""
     import tensorflow as tf
 
-    steps = []
+    steps: dict[str, list[int]] = {}
     for path in (workdir / "tensorboard").glob("events.*"):
         try:
             for event in tf.compat.v1.train.summary_iterator(str(path)):
-                steps += [event.step for value in event.summary.value if value.tag == "loss"]
+                for value in event.summary.value:
+                    steps.setdefault(value.tag, []).append(event.step)
         except tf.errors.DataLossError:  # the record being written
             pass
     return steps
+
+
+def _logged_steps(workdir: Path) -> list[int]:
+    return _scalar_steps(workdir).get("loss", [])
 
 
 def _saved_steps(workdir: Path) -> list[int]:
@@ -80,12 +85,8 @@ def test_in_training_eval_scores_checkpoints_for_keep_best(tmp_path, training_da
     for step in (2, 4):
         saved = json.loads((tmp_path / "checkpoints" / str(step) / "metrics" / "metrics").read_text())
         assert 0.0 <= saved["accuracy"] <= 1.0
-    tags = set()
-    import tensorflow as tf
-
-    for path in (tmp_path / "tensorboard").glob("events.*"):
-        tags |= {v.tag for event in tf.compat.v1.train.summary_iterator(str(path)) for v in event.summary.value}
-    assert "eval/synthetic/etd_accuracy" in tags and "loss" in tags
+    tags = _scalar_steps(tmp_path)
+    assert tags["eval/synthetic/etd_accuracy"] == [2, 4] and "loss" in tags
 
 
 def test_keep_best_without_eval_at_checkpoints_is_a_config_error(tmp_path, training_data):
