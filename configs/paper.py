@@ -14,7 +14,7 @@ config.json (the trainer writes it).
 
 from ml_collections import ConfigDict
 
-from configs import quickstart
+from configs import default
 
 THOUGHTS = {"cotd": "cot", "potd": "pot", "eotd": "eot", "etd": "cot,pot,eot"}
 MODELS = ("codet5-small", "codet5-base", "codet5-large", "flan-t5-small", "flan-t5-base", "flan-t5-large")
@@ -24,7 +24,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     model, _, method = arguments.partition(",")
     if model not in MODELS or method not in THOUGHTS:
         raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
-    config = quickstart.get_config()
+    config = default.get_config()
     config.model = model
     config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16"})
     config.tokenizer = ""  # the tokenizer of init_from_hf

@@ -1,0 +1,80 @@
+"""Every training field, its default and its meaning, in one table; other configs override it.
+
+    python -m eotd_jax.train --config=configs/default.py --workdir=DIR --config.data.dir=SHARDS
+
+`configs/quickstart.py` and `configs/paper.py` start from `get_config()` and
+change only what they need. `describe()` is the field reference that
+`python -m eotd_jax.train --help` prints.
+"""
+
+from __future__ import annotations
+
+from ml_collections import ConfigDict
+
+# (dotted name, default, meaning). Add a field here, once; read it in the code that needs it.
+FIELDS: tuple[tuple[str, object, str], ...] = (
+    ("model", "t5-quickstart", "a named model shape (eotd_jax/model/config.py), used when init_from_hf is empty"),
+    ("model_overrides", {"dropout_rate": 0.0}, "T5Config fields replaced on the named model or the HF one "
+                                               "(dropout_rate, dtype: float32 | bfloat16, ...)"),
+    ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer)"),
+    ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
+    ("progress", True, "show a progress bar"),
+    ("log_every_steps", 25, "console and TensorBoard metrics every N steps"),
+
+    ("data.dir", "workdir/quickstart/data", "one data_gen output directory (used when data.sources is empty)"),
+    ("data.thoughts", "eot", "thoughts to train on from data.dir: cot, pot, eot, or a comma list (ETD: "
+                             "cot,pot,eot)"),
+    ("data.sources", [], "a mixture instead of data.dir: [{'dir': ..., 'weight': 1.0, 'thoughts': "
+                         "'cot,pot,eot'}, ...]"),
+    ("data.source_length", 512, "tokens per packed encoder row (several questions share a row)"),
+    ("data.target_length", 128, "tokens per packed decoder row"),
+
+    ("mesh.shape", (-1, 1, 1), "device mesh (data, fsdp, tensor); -1 takes all remaining devices"),
+
+    ("train.batch_size", 16, "packed rows per optimizer step, over all devices and processes"),
+    ("train.steps", 300, "optimizer steps"),
+    ("train.learning_rate", 3e-3, "peak learning rate (AdamW)"),
+    ("train.warmup_steps", 50, "linear warm-up steps"),
+    ("train.schedule", "cosine", "decay after warm-up: cosine | linear | constant"),
+    ("train.final_lr_fraction", 0.05, "the learning rate at the last step, as a fraction of the peak"),
+    ("train.weight_decay", 0.01, "AdamW decoupled weight decay"),
+    ("train.adam_b1", 0.9, "Adam beta1"),
+    ("train.adam_b2", 0.98, "Adam beta2"),
+    ("train.max_grad_norm", 1.0, "global gradient-norm clip; 0: off"),
+    ("train.grad_accum_steps", 1, "micro-batches accumulated into one optimizer step"),
+    ("train.seed", 0, "seed for init, data order and dropout"),
+    ("train.peak_flops_per_device", 0.0, "for the MFU metric; 0: look up the device kind (CPU: no MFU)"),
+
+    ("eval.every_steps", 100, "held-out ETD eval every N steps (the eval binary's code); 0: off. A multiple "
+                              "of checkpoint.every_steps when checkpoint.keep_best > 0"),
+    ("eval.datasets", "synthetic", "comma list: synthetic (held-out split), gsm8k, asdiv, svamp, multiarith"),
+    ("eval.data_dir", "../shared/datasets", "where the benchmark files are"),
+    ("eval.limit", 50, "the first N problems of each eval dataset"),
+    ("eval.thoughts", "", "thoughts to decode; empty: the thoughts the student is trained on"),
+    ("eval.max_new_tokens", 96, "decoding length limit"),
+    ("eval.batch_size", 50, "questions decoded together"),
+    ("eval.workers", 0, "sandbox processes that run programs and solve equations; 0: one per usable CPU"),
+
+    ("checkpoint.every_steps", 100, "save every N steps (and at the end, and on SIGTERM)"),
+    ("checkpoint.keep", 2, "most recent checkpoints kept"),
+    ("checkpoint.keep_best", 1, "checkpoints kept by held-out ETD accuracy, besides the recent ones"),
+    ("checkpoint.asynchronous", True, "save in the background while training goes on"),
+)
+
+
+def get_config() -> ConfigDict:
+    config = ConfigDict()
+    for name, default, _ in FIELDS:
+        *parents, leaf = name.split(".")
+        node = config
+        for parent in parents:
+            if parent not in node:
+                node[parent] = ConfigDict()
+            node = node[parent]
+        node[leaf] = ConfigDict(default) if isinstance(default, dict) else default
+    return config
+
+
+def describe() -> str:
+    """The field reference: one line per field, `name (default): meaning`."""
+    return "\n".join(f"  {name} ({default!r}): {meaning}" for name, default, meaning in FIELDS)
