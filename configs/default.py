@@ -31,7 +31,9 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
 
     ("mesh.shape", (-1, 1, 1), "device mesh (data, fsdp, tensor); -1 takes all remaining devices"),
 
-    ("train.batch_size", 16, "packed rows per optimizer step, over all devices and processes"),
+    ("train.batch_size", 16, "packed rows per optimizer step, over all devices and processes (the global batch)"),
+    ("train.per_device_batch_size", 0, "when > 0, the global batch is this many rows per data-parallel device "
+                                       "(mesh data x fsdp), so a config runs unchanged on 8, 16 or 32 chips"),
     ("train.steps", 300, "optimizer steps"),
     ("train.learning_rate", 3e-3, "peak learning rate (AdamW)"),
     ("train.warmup_steps", 50, "linear warm-up steps"),

@@ -51,6 +51,7 @@ class Run:
     """Everything the loop needs, built and checked before any compile."""
 
     config: ConfigDict
+    batch_size: int  # global packed rows per step (see global_batch_size)
     model_config: T5Config
     graphdef: nnx.GraphDef
     mesh: jax.sharding.Mesh
@@ -104,6 +105,13 @@ def load_eval_problems(config: ConfigDict) -> dict[str, list[Problem]]:
         raise ConfigError(f"config.eval.datasets: {error}") from None
 
 
+def global_batch_size(config: ConfigDict, mesh: jax.sharding.Mesh) -> int:
+    """`train.per_device_batch_size` x the data-parallel devices when set, else `train.batch_size`."""
+    if config.train.per_device_batch_size > 0:
+        return config.train.per_device_batch_size * mesh.shape["data"] * mesh.shape["fsdp"]
+    return config.train.batch_size
+
+
 def prepare(config: ConfigDict) -> Run:
     """Checks the config against the devices and the data, and builds the run; compiles nothing."""
     try:
@@ -111,11 +119,13 @@ def prepare(config: ConfigDict) -> Run:
     except ValueError as error:
         raise ConfigError(f"config.mesh.shape: {error}") from None
     data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
-    if config.train.batch_size % data_parallel:
-        raise ConfigError(f"config.train.batch_size {config.train.batch_size} is not divisible by the "
-                          f"{data_parallel} data-parallel devices (mesh data x fsdp)")
-    if config.train.batch_size % jax.process_count():
-        raise ConfigError(f"config.train.batch_size {config.train.batch_size} is not divisible by "
+    batch_size = global_batch_size(config, mesh)
+    if batch_size % data_parallel:
+        raise ConfigError(f"config.train.batch_size {batch_size} is not divisible by the "
+                          f"{data_parallel} data-parallel devices (mesh data x fsdp); set "
+                          "config.train.per_device_batch_size instead")
+    if batch_size % jax.process_count():
+        raise ConfigError(f"config.train.batch_size {batch_size} is not divisible by "
                           f"{jax.process_count()} processes")
     sources = data_sources(config)
     for source in sources:
@@ -128,11 +138,11 @@ def prepare(config: ConfigDict) -> Run:
     if tokenizer.vocab_size > model_config.vocab_size:
         raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
                           f"{model_config.vocab_size}")
-    batches = make_batches(sources, tokenizer, config.train.batch_size,
+    batches = make_batches(sources, tokenizer, batch_size,
                            config.data.source_length, config.data.target_length, config.train.seed,
                            jax.process_index(), jax.process_count())
     if batches.batches_per_epoch() == 0:
-        raise ConfigError(f"the data fills fewer than one batch of {config.train.batch_size} rows")
+        raise ConfigError(f"the data fills fewer than one batch of {batch_size} rows")
     shardings = param_shardings(state, mesh)
     if hf_params is None:
         seed = config.train.seed
@@ -144,7 +154,8 @@ def prepare(config: ConfigDict) -> Run:
     else:
         def initial_params():
             return jax.device_put(hf_params, shardings)
-    return Run(config, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params, eval_problems)
+    return Run(config, batch_size, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params,
+               eval_problems)
 
 
 def loss_and_metrics(params, graphdef, batch, key, start_token_id: int):
