@@ -20,6 +20,8 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
     ("progress", True, "show a progress bar"),
     ("log_every_steps", 25, "console and TensorBoard metrics every N steps"),
+    ("compilation_cache_dir", "{workdir}/compilation_cache", "JAX's persistent compilation cache, so a restart "
+                                                             "skips compiling; {workdir} is --workdir; empty: off"),
 
     ("data.dir", "workdir/quickstart/data", "one data_gen output directory (used when data.sources is empty)"),
     ("data.thoughts", "eot", "thoughts to train on from data.dir: cot, pot, eot, or a comma list (ETD: "
@@ -31,19 +33,20 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
 
     ("mesh.shape", (-1, 1, 1), "device mesh (data, fsdp, tensor); -1 takes all remaining devices"),
 
-    ("train.batch_size", 16, "packed rows per optimizer step, over all devices and processes (the global batch)"),
+    ("train.batch_size", 16, "packed rows per training step, over all devices and processes (the global batch)"),
     ("train.per_device_batch_size", 0, "when > 0, the global batch is this many rows per data-parallel device "
                                        "(mesh data x fsdp), so a config runs unchanged on 8, 16 or 32 chips"),
-    ("train.steps", 300, "optimizer steps"),
+    ("train.steps", 300, "training steps (batches); one optimizer update per train.grad_accum_steps of them"),
     ("train.learning_rate", 3e-3, "peak learning rate (AdamW)"),
-    ("train.warmup_steps", 50, "linear warm-up steps"),
+    ("train.warmup_steps", 50, "linear warm-up, in training steps (the schedule counts optimizer updates)"),
     ("train.schedule", "cosine", "decay after warm-up: cosine | linear | constant"),
-    ("train.final_lr_fraction", 0.05, "the learning rate at the last step, as a fraction of the peak"),
+    ("train.final_lr_fraction", 0.05, "the learning rate of the last optimizer update, as a fraction of the peak"),
     ("train.weight_decay", 0.01, "AdamW decoupled weight decay"),
     ("train.adam_b1", 0.9, "Adam beta1"),
     ("train.adam_b2", 0.98, "Adam beta2"),
     ("train.max_grad_norm", 1.0, "global gradient-norm clip; 0: off"),
-    ("train.grad_accum_steps", 1, "micro-batches accumulated into one optimizer step"),
+    ("train.grad_accum_steps", 1, "training steps (micro-batches) accumulated into one optimizer update; "
+                                  "divides train.steps"),
     ("train.seed", 0, "seed for init, data order and dropout"),
     ("train.peak_flops_per_device", 0.0, "for the MFU metric; 0: look up the device kind (CPU: no MFU)"),
 

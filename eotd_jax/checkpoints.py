@@ -2,7 +2,9 @@
 
 Saves are asynchronous; the last `keep` steps and the `keep_best` steps with
 the highest eval accuracy are kept. Restoring gives back exactly the saved
-state (sharded as asked) and the position of the input stream.
+state (sharded as asked) and the position of the input stream. The parameters
+and the optimizer state are separate items of a step, so eval and export read
+the parameters alone (the Adam moments are twice their size).
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = T
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
         best_fn=_accuracy if keep_best else None, best_mode="max",  # without best_fn Orbax drops the metrics
         enable_async_checkpointing=asynchronous, create=True)
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    return _Manager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+
+
+class _Manager(ocp.CheckpointManager):
+    """Orbax's manager without its own calls to JAX's preemption sync point.
+
+    `eotd_jax.preemption` numbers those calls (each training step, each eval batch); a save that called it
+    with its step number would reset the count the sync protocol reads, and no process would reach the point.
+    """
+
+    def reached_preemption(self, step: int) -> bool:
+        return False
 
 
 def _accuracy(metrics: dict) -> float:
@@ -33,7 +46,9 @@ def _accuracy(metrics: dict) -> float:
 
 def save(manager: ocp.CheckpointManager, step: int, state, position: dict, config: dict,
          metrics: dict | None = None, force: bool = False) -> None:
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+    """Saves `state` ({params, opt_state, step}; its step is `step`), the input position and the config."""
+    manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(state["params"]),
+                                               opt_state=ocp.args.StandardSave(state["opt_state"]),
                                                data=ocp.args.JsonSave(position),
                                                config=ocp.args.JsonSave(config)),
                  metrics=metrics, force=force)
@@ -41,9 +56,24 @@ def save(manager: ocp.CheckpointManager, step: int, state, position: dict, confi
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[object, dict]:
     """(state placed like `abstract_state`'s shardings, data position) of a saved step."""
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                             data=ocp.args.JsonRestore()))
-    return restored["state"], restored["data"]
+    _check_layout(manager, step)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(abstract_state["params"]),
+        opt_state=ocp.args.StandardRestore(abstract_state["opt_state"]), data=ocp.args.JsonRestore()))
+    step_array = jax.device_put(jnp.int32(step), abstract_state["step"].sharding)
+    return {"params": restored["params"], "opt_state": restored["opt_state"], "step": step_array}, restored["data"]
+
+
+def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params):
+    """The parameters of a saved step alone, placed like `abstract_params`'s shardings."""
+    _check_layout(manager, step)
+    return manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params)))["params"]
+
+
+def _check_layout(manager: ocp.CheckpointManager, step: int) -> None:
+    if not (manager.directory / str(step) / "params").exists():
+        raise ValueError(f"{manager.directory}/{step} was saved by an older eotd_jax (one 'state' item); "
+                         "restore it with that version, or train again")
 
 
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:

@@ -8,7 +8,8 @@ the sandbox pool, where a failing or hanging program costs only its question.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -51,15 +52,22 @@ def load_problems(name: str, data_dir: str, limit: int = 0) -> list[Problem]:
     return problems[:limit] if limit else problems
 
 
+def sandbox_workers(requested: int | None = None) -> int:
+    """`requested`, else the CPUs this process may run on (its affinity mask: cgroup and taskset limits)."""
+    return requested or len(os.sched_getaffinity(0))
+
+
 def accuracy(records: Sequence[dict], strategy: str) -> float:
     return sum(r["correct"][strategy] for r in records) / max(len(records), 1)
 
 
 def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought: str,
-             settings: DecodeSettings) -> list[list[str]]:
-    """`settings.samples` rationales per question for one thought."""
+             settings: DecodeSettings, before_batch: Callable[[], None] | None = None) -> list[list[str]]:
+    """`settings.samples` rationales per question for one thought; `before_batch` may raise to stop early."""
     texts: list[list[str]] = [[] for _ in questions]
     for start in range(0, len(questions), settings.batch_size):
+        if before_batch is not None:
+            before_batch()
         chunk = questions[start:start + settings.batch_size]
         encoded = [tokenizer.encode(student_input(q, thought))[: settings.max_source_length - 1] + [tokenizer.eos_id]
                    for q in chunk]
@@ -82,9 +90,11 @@ def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought:
 
 
 def answer_questions(model: T5, tokenizer: Tokenizer, problems: Sequence[Problem], thoughts: Sequence[str],
-                     strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings) -> list[dict]:
-    """One prediction record per problem (see `prediction_record`)."""
-    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings) for t in thoughts}
+                     strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings,
+                     before_batch: Callable[[], None] | None = None) -> list[dict]:
+    """One prediction record per problem (see `prediction_record`); `before_batch` as in `generate`."""
+    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings, before_batch)
+                  for t in thoughts}
     return score(problems, rationales, strategies, pool)
 
 

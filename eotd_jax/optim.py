@@ -6,8 +6,18 @@ import optax
 from ml_collections import ConfigDict
 
 
+def optimizer_updates(train: ConfigDict) -> int:
+    """Optimizer updates in a run: one per `train.grad_accum_steps` training steps."""
+    return train.steps // train.grad_accum_steps
+
+
 def learning_rate_schedule(train: ConfigDict) -> optax.Schedule:
-    decay_steps = max(train.steps - train.warmup_steps, 1)
+    """The learning rate by optimizer update (0-based): warm-up, then a decay whose last update gets the final rate.
+
+    Counted in updates, not training steps, so accumulating gradients does not stop the decay part-way.
+    """
+    warmup_steps = train.warmup_steps // train.grad_accum_steps
+    decay_steps = max(optimizer_updates(train) - 1 - warmup_steps, 1)
     if train.schedule == "cosine":
         decay = optax.cosine_decay_schedule(train.learning_rate, decay_steps, alpha=train.final_lr_fraction)
     elif train.schedule == "linear":
@@ -16,8 +26,8 @@ def learning_rate_schedule(train: ConfigDict) -> optax.Schedule:
         decay = optax.constant_schedule(train.learning_rate)
     else:
         raise ValueError(f"train.schedule: {train.schedule!r} is not cosine, linear or constant")
-    warmup = optax.linear_schedule(0.0, train.learning_rate, max(train.warmup_steps, 1))
-    return optax.join_schedules([warmup, decay], [train.warmup_steps])
+    warmup = optax.linear_schedule(0.0, train.learning_rate, max(warmup_steps, 1))
+    return optax.join_schedules([warmup, decay], [warmup_steps])
 
 
 def make_optimizer(train: ConfigDict) -> optax.GradientTransformation:

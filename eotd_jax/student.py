@@ -3,7 +3,9 @@
     student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .step
     student = load_student("/models/etd-codet5p-770m-py")             # config.json + weights + tokenizer
 
-A workdir's config comes from the checkpoint itself unless one is given.
+A workdir's config comes from the checkpoint itself unless one is given. Only
+the parameters are read (not the optimizer state), sharded FSDP-style over
+every local device, so a model that trained on a slice fits one host.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from ml_collections import ConfigDict
 
 from eotd_jax import checkpoints
 from eotd_jax.model.hf_io import import_hf
+from eotd_jax.model.sharding import make_mesh, param_shardings
 from eotd_jax.model.t5 import T5
-from eotd_jax.optim import make_optimizer
 from eotd_jax.tokenizer import Tokenizer, load_tokenizer
 from eotd_jax.trainer import model_and_params
 
@@ -50,7 +52,7 @@ def checkpoint_step(manager, which: str) -> int:
 
 
 def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: str = "latest") -> Student:
-    """The model (on the first device) and tokenizer of a Hugging Face directory or of one checkpoint of a workdir."""
+    """The model and tokenizer of a Hugging Face directory or of one checkpoint of a workdir (params sharded)."""
     if is_hf_model_dir(checkpoint_dir):
         _, model = import_hf(checkpoint_dir)
         return Student(model, load_tokenizer(checkpoint_dir), None)
@@ -61,12 +63,11 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
         chosen = checkpoint_step(manager, step)
         config = config if config is not None else ConfigDict(checkpoints.restore_config(manager, chosen))
         _, graphdef, state, _ = model_and_params(config)
-        abstract = checkpoints.state_shapes(nnx.to_pure_dict(state), make_optimizer(config.train))
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        restored, _ = checkpoints.restore(manager, chosen, checkpoints.abstract_like(
-            abstract, jax.tree.map(lambda _: device, abstract)))
+        shardings = param_shardings(state, make_mesh((1, -1, 1), jax.local_devices()))
+        params = checkpoints.restore_params(manager, chosen,
+                                            checkpoints.abstract_like(nnx.to_pure_dict(state), shardings))
     finally:
         manager.close()
     logging.warning("loaded step %d of %s", chosen, checkpoint_dir)
     tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
-    return Student(nnx.merge(graphdef, restored["params"]), tokenizer, chosen)
+    return Student(nnx.merge(graphdef, params), tokenizer, chosen)

@@ -19,6 +19,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from configs import default
 from eotd_jax.trainer import ConfigError, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
@@ -55,5 +56,14 @@ def main(argv):
         print(json.dumps(metrics))
 
 
+def usage() -> str:
+    """--help: what the binary does, its flags, and every config field with its default and meaning."""
+    return (f"{__doc__}\nflags:\n{flags.FLAGS.main_module_help()}\n\nconfig fields "
+            f"(--config.NAME=VALUE; configs/default.py):\n{default.describe()}")
+
+
 if __name__ == "__main__":
+    if {"-h", "--help", "--helpshort", "-?"} & set(sys.argv[1:]):  # absl's own --help exits 1
+        print(usage())
+        sys.exit(0)
     app.run(main)

@@ -4,7 +4,9 @@ One `jax.sharding.Mesh` (data, fsdp, tensor); parameters and optimizer state
 sharded by the logical rules of `eotd_jax.model.sharding`; a pure, jitted
 train step with explicit shardings and donated state. Restarting with the same
 `--workdir` resumes from the latest checkpoint, data position included.
-SIGTERM (TPU preemption, SLURM time limit) saves a checkpoint, then exits.
+SIGTERM to any process (TPU preemption, SLURM time limit) stops every process
+after the same training step or eval batch (`eotd_jax.preemption`); they save
+that step once and exit 0.
 Every `eval.every_steps` the student answers held-out questions with the ETD
 strategy (the eval binary's code); that accuracy picks the kept-best checkpoints.
 """
@@ -16,7 +18,6 @@ import functools
 import json
 import math
 import os
-import signal
 import time
 
 import jax
@@ -30,13 +31,14 @@ from tqdm import tqdm
 
 from eotd_jax import checkpoints
 from eotd_jax.benchmarks import Problem
-from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
+from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems, sandbox_workers
 from eotd_jax.input.pipeline import make_batches
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
+from eotd_jax.preemption import Preempted, Preemption
 from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.thoughts.scoring import THOUGHTS
 from eotd_jax.tokenizer import load_tokenizer
@@ -127,6 +129,9 @@ def prepare(config: ConfigDict) -> Run:
     if batch_size % jax.process_count():
         raise ConfigError(f"config.train.batch_size {batch_size} is not divisible by "
                           f"{jax.process_count()} processes")
+    if config.train.grad_accum_steps < 1 or config.train.steps % config.train.grad_accum_steps:
+        raise ConfigError(f"config.train.grad_accum_steps {config.train.grad_accum_steps} does not divide "
+                          f"config.train.steps {config.train.steps}")
     sources = data_sources(config)
     for source in sources:
         if not os.path.isdir(source["dir"]):
@@ -182,8 +187,11 @@ def train_step(state: dict, batch: dict, *, graphdef, optimizer, start_token_id:
     return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
 
-def evaluate_student(run: Run, params, pool: SandboxPool) -> dict[str, float]:
-    """ETD (and per-thought) answer accuracy on the held-out problems; "accuracy" is the mean ETD accuracy."""
+def evaluate_student(run: Run, params, pool: SandboxPool, before_batch=None) -> dict[str, float]:
+    """ETD (and per-thought) answer accuracy on the held-out problems; "accuracy" is the mean ETD accuracy.
+
+    `before_batch` runs before each decode batch (the trainer's preemption check, which raises to stop).
+    """
     model = nnx.merge(run.graphdef, params)
     thoughts = eval_thoughts(run.config)
     strategies = [*thoughts, "etd"]
@@ -191,7 +199,8 @@ def evaluate_student(run: Run, params, pool: SandboxPool) -> dict[str, float]:
                               max_new_tokens=run.config.eval.max_new_tokens, batch_size=run.config.eval.batch_size)
     metrics = {}
     for name, problems in run.eval_problems.items():
-        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings)
+        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings,
+                                   before_batch)
         metrics.update({f"eval/{name}/{s}_accuracy": accuracy(records, s) for s in strategies})
     metrics["accuracy"] = float(np.mean([metrics[f"eval/{name}/etd_accuracy"] for name in run.eval_problems]))
     return metrics
@@ -210,8 +219,16 @@ def peak_flops_per_device(config: ConfigDict) -> float:
     return next((flops for name, flops in table.items() if name in kind), 0.0)
 
 
+def use_compilation_cache(config: ConfigDict, workdir: str) -> None:
+    """JAX's persistent compilation cache at `compilation_cache_dir` ({workdir} replaced); empty: left as is."""
+    directory = config.compilation_cache_dir.replace("{workdir}", workdir)
+    if directory:
+        jax.config.update("jax_compilation_cache_dir", directory)
+
+
 def train(config: ConfigDict, workdir: str) -> dict:
     """The training loop; returns the last logged metrics."""
+    use_compilation_cache(config, workdir)  # before the first compile, which fixes the cache for the process
     run = prepare(config)
     optimizer = make_optimizer(config.train)
     schedule = learning_rate_schedule(config.train)
@@ -243,20 +260,19 @@ def train(config: ConfigDict, workdir: str) -> dict:
                  "step": jax.device_put(jnp.int32(0), replicated)}
     start = int(state["step"])
 
-    preempted = {"flag": False}
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.update(flag=True))
     writer = _summary_writer(workdir)
     flops_per_token = 6 * count_params(params_shape)
     peak = peak_flops_per_device(config) * jax.device_count()
     config_dict = json.loads(config.to_json_best_effort())
     last = {}
-    pool = SandboxPool(num_workers=config.eval.workers or None) if run.eval_problems else None
+    pool = SandboxPool(num_workers=sandbox_workers(config.eval.workers)) if run.eval_problems else None
     bar = tqdm(total=config.train.steps, initial=start, desc="training", unit="step",
                disable=jax.process_index() != 0 or not config.progress)
     window_start, window_tokens = time.perf_counter(), 0.0
     step = start
+    preemption = Preemption()
     try:
-        while step < config.train.steps and not preempted["flag"]:
+        while step < config.train.steps:
             local = next(run.batches)
             batch = {k: jax.make_array_from_process_local_data(batch_spec, v) for k, v in local.items()}
             state, metrics = step_fn(state, batch)
@@ -268,7 +284,8 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 seconds = time.perf_counter() - window_start
                 steps_in_window = config.log_every_steps if step % config.log_every_steps == 0 else 1
-                metrics.update(learning_rate=float(schedule(step - 1)), tokens_per_second=window_tokens / seconds,
+                updates = max(step // config.train.grad_accum_steps, 1)  # the schedule counts optimizer updates
+                metrics.update(learning_rate=float(schedule(updates - 1)), tokens_per_second=window_tokens / seconds,
                                step_seconds=seconds / steps_in_window)
                 if peak:
                     metrics["mfu"] = flops_per_token * window_tokens / seconds / peak
@@ -277,24 +294,30 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 _write_scalars(writer, step, metrics)
                 window_start, window_tokens = time.perf_counter(), 0.0
             eval_metrics = None
-            if run.eval_problems and (step % config.eval.every_steps == 0 or step == config.train.steps):
-                eval_metrics = evaluate_student(run, state["params"], pool)
-                last.update(eval_metrics)
-                _write_scalars(writer, step, eval_metrics)
-                logging.warning("step %d: held-out ETD accuracy %.4f", step, eval_metrics["accuracy"])
-            if step % config.checkpoint.every_steps == 0 or step == config.train.steps:
+            try:
+                if (not preemption.reached() and run.eval_problems
+                        and (step % config.eval.every_steps == 0 or step == config.train.steps)):
+                    eval_metrics = evaluate_student(run, state["params"], pool, preemption.check)
+                    last.update(eval_metrics)
+                    _write_scalars(writer, step, eval_metrics)
+                    logging.warning("step %d: held-out ETD accuracy %.4f", step, eval_metrics["accuracy"])
+            except Preempted:  # this step's eval is dropped; its checkpoint carries no accuracy
+                pass
+            if preemption.stopping:
+                logging.warning("SIGTERM: saving step %d before exiting", step)
+            if preemption.stopping or step % config.checkpoint.every_steps == 0 or step == config.train.steps:
                 checkpoints.save(manager, step, state, dict(run.batches.position), config_dict,
-                                 {"accuracy": eval_metrics["accuracy"]} if eval_metrics else None)
-        if preempted["flag"]:
-            logging.warning("SIGTERM: saving step %d before exiting", step)
-            checkpoints.save(manager, step, state, dict(run.batches.position), config_dict, force=True)
+                                 {"accuracy": eval_metrics["accuracy"]} if eval_metrics else None,
+                                 force=preemption.stopping)
+            if preemption.stopping:
+                break
     finally:
+        preemption.close()
         bar.close()
         if pool is not None:
             pool.close()
         manager.wait_until_finished()
         manager.close()
-        signal.signal(signal.SIGTERM, previous_handler)
         if writer is not None:
             writer.close()
     if jax.process_index() == 0:

@@ -9,7 +9,7 @@ from eotd_jax import checkpoints
 
 def test_the_latest_and_the_most_accurate_steps_are_kept(tmp_path):
     manager = checkpoints.make_manager(str(tmp_path), keep=1, keep_best=2, asynchronous=False)
-    state = {"w": jnp.zeros(3)}
+    state = {"params": {"w": jnp.zeros(3)}, "opt_state": {"m": jnp.zeros(3)}}
     for step, accuracy in [(1, 0.20), (2, 0.90), (3, 0.10), (4, 0.50), (5, 0.30)]:
         checkpoints.save(manager, step, state, {"epoch": 0, "index": step}, {}, {"accuracy": accuracy})
     manager.wait_until_finished()

@@ -17,8 +17,7 @@ def _params(workdir: Path, step: int):
     import orbax.checkpoint as ocp
 
     with ocp.StandardCheckpointer() as checkpointer:
-        state = checkpointer.restore(workdir / "checkpoints" / str(step) / "state")
-    return state["params"]
+        return checkpointer.restore(workdir / "checkpoints" / str(step) / "params")
 
 
 def _scalar_steps(workdir: Path) -> dict[str, list[int]]:
