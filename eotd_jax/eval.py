@@ -22,7 +22,7 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from eotd_jax.benchmarks import BENCHMARKS, Problem
-from eotd_jax.evaluation import HELD_OUT, DecodeSettings, accuracy, answer_questions, load_problems
+from eotd_jax.evaluation import HELD_OUT, DecodeSettings, accuracy, answer_questions, load_problems, sandbox_workers
 from eotd_jax.journal import Journal
 from eotd_jax.strategies import STRATEGIES
 from eotd_jax.student import load_student
@@ -46,7 +46,7 @@ flags.DEFINE_integer("samples", 1, "rationales per thought: 1 = greedy, K > 1 = 
 flags.DEFINE_integer("max_new_tokens", 256, "rationale length limit")
 flags.DEFINE_integer("batch_size", 32, "questions decoded together")
 flags.DEFINE_integer("chunk", 128, "questions decoded, executed and written per step")
-flags.DEFINE_integer("workers", None, "sandbox processes (default: CPU count)")
+flags.DEFINE_integer("workers", None, "sandbox processes (default: the CPUs this process may run on)")
 FLAGS = flags.FLAGS
 
 
@@ -141,7 +141,7 @@ def main(argv):
     todo = {name: [p for p in ps if _problem_key(p) not in journal] for name, ps in problems.items()}
     total = sum(map(len, problems.values()))
     try:
-        with SandboxPool(num_workers=FLAGS.workers) as pool, \
+        with SandboxPool(num_workers=sandbox_workers(FLAGS.workers)) as pool, \
                 tqdm(total=total, initial=total - sum(map(len, todo.values())), desc="evaluating", unit="q") as bar:
             for name, remaining in todo.items():
                 for start in range(0, len(remaining), FLAGS.chunk):

@@ -1,4 +1,5 @@
-"""The trainer: one-line config errors before compiling, exact resume after SIGKILL, SIGTERM saves, in-training eval."""
+"""The trainer: one-line config errors before compiling, exact resume after SIGKILL, SIGTERM saves (in two
+processes too: both stop at the same step, mid-eval), in-training eval, the compilation cache, --help."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import ROOT, cpu_env, last_json_line, train, train_command
+from runs import ROOT, cpu_env, last_json_line, python_module, train, train_command
+
+from configs import default, paper
 
 
 def _params(workdir: Path, step: int):
+    """A checkpoint's parameters on this process's first device, whatever devices saved them."""
+    import jax
     import orbax.checkpoint as ocp
 
+    path = workdir / "checkpoints" / str(step) / "params"
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     with ocp.StandardCheckpointer() as checkpointer:
-        return checkpointer.restore(workdir / "checkpoints" / str(step) / "params")
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                              checkpointer.metadata(path).item_metadata)
+        return checkpointer.restore(path, target)
 
 
 def _scalar_steps(workdir: Path) -> dict[str, list[int]]:
@@ -46,8 +55,9 @@ def _saved_steps(workdir: Path) -> list[int]:
 
 def test_a_run_killed_between_checkpoints_resumes_to_the_same_loss_and_params(tmp_path, training_data):
     steps = ["--config.train.steps=90", "--config.checkpoint.every_steps=30"]
-    full = train(tmp_path / "full", training_data, *steps)
+    full = train(tmp_path / "full", training_data, *steps, "--config.compilation_cache_dir=")
     assert full.returncode == 0, full.stderr[-3000:]
+    assert not (tmp_path / "full" / "compilation_cache").exists()  # empty: no cache
 
     _logged_steps(tmp_path / "full")  # imports TensorFlow now, not while the run goes on
     killed = tmp_path / "killed"
@@ -75,8 +85,11 @@ def test_a_run_killed_between_checkpoints_resumes_to_the_same_loss_and_params(tm
 def test_in_training_eval_scores_checkpoints_for_keep_best(tmp_path, training_data):
     result = train(tmp_path, training_data, "--config.train.steps=4", "--config.checkpoint.every_steps=2",
                     "--config.eval.every_steps=2", "--config.checkpoint.keep_best=1", "--config.eval.limit=6",
-                    "--config.eval.max_new_tokens=16", "--config.eval.workers=1", "--config.eval.thoughts=eot,pot")
+                    "--config.eval.max_new_tokens=16", "--config.eval.workers=1", "--config.eval.thoughts=eot,pot",
+                    env={"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})  # cache every compile, however quick
     assert result.returncode == 0, result.stderr[-3000:]
+    cached = {p.name.split("-")[0] for p in (tmp_path / "compilation_cache").iterdir()}  # on by default
+    assert {"jit_train_step", "jit_greedy"} <= cached, cached
     assert "step 2: held-out ETD accuracy" in result.stderr and "step 4: held-out ETD accuracy" in result.stderr
     metrics = last_json_line(result.stdout)
     assert {"eval/synthetic/eot_accuracy", "eval/synthetic/pot_accuracy", "eval/synthetic/etd_accuracy",
@@ -127,26 +140,87 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
-    """2 processes x 2 CPU devices (jax.distributed on 127.0.0.1) vs 1 process x 4 devices."""
-    steps = ["--config.train.steps=3", "--config.checkpoint.every_steps=100", "--config.mesh.shape=(2,2,1)"]
-    single = train(tmp_path / "one", training_data, *steps,
-                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
-    assert single.returncode == 0, single.stderr[-3000:]
+def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list[subprocess.Popen]:
+    """A run of 2 processes x 2 CPU devices, joined by jax.distributed on 127.0.0.1 (a stand-in for 2 hosts).
+
+    Their output goes to files beside the workdir: a pipe nobody reads while the other process is waited on
+    fills up and blocks its writer, and then both (they meet in collectives).
+    """
     port = _free_port()
     env = cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     processes = []
     for index in range(2):
-        command = [*train_command(tmp_path / "two", training_data, *steps),
-                   f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}"]
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
-    outputs = [p.communicate(timeout=600) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+        with open(_log(workdir, index, "out"), "w") as out, open(_log(workdir, index, "err"), "w") as err:
+            processes.append(subprocess.Popen(
+                [*train_command(workdir, data_dir, "--config.mesh.shape=(2,2,1)", *overrides),
+                 f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}"],
+                cwd=ROOT, env=env, stdout=out, stderr=err))
+    return processes
+
+
+def _log(workdir: Path, index: int, stream: str) -> Path:
+    return workdir.parent / f"{workdir.name}.{index}.{stream}"
+
+
+def _finish(workdir: Path, processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[str, str]]:
+    """(stdout, stderr) of each process, after checking that all exited 0."""
+    for process in processes:
+        process.wait(timeout=timeout)
+    outputs = [(_log(workdir, i, "out").read_text(), _log(workdir, i, "err").read_text())
+               for i in range(len(processes))]
+    assert [p.returncode for p in processes] == [0] * len(processes), "".join(e[-3000:] for _, e in outputs)
+    return outputs
+
+
+def _in_training_eval(every_steps: int, questions: int) -> list[str]:
+    return [f"--config.eval.every_steps={every_steps}", f"--config.eval.limit={questions}",
+            "--config.eval.max_new_tokens=32", "--config.eval.batch_size=2", "--config.eval.workers=1",
+            "--config.eval.thoughts=eot"]
+
+
+def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
+    """2 processes x 2 CPU devices vs 1 process x 4 devices, both with the in-training eval on."""
+    steps = ["--config.train.steps=3", "--config.checkpoint.every_steps=100", *_in_training_eval(3, 4)]
+    single = train(tmp_path / "one", training_data, "--config.mesh.shape=(2,2,1)", *steps,
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert single.returncode == 0, single.stderr[-3000:]
+    outputs = _finish(tmp_path / "two", _start_two_processes(tmp_path / "two", training_data, *steps))
     one = last_json_line(single.stdout)
     two = last_json_line(outputs[0][0])
     assert two["step"] == one["step"] == 3
     assert abs(two["loss"] - one["loss"]) < 1e-5 and abs(two["grad_norm"] - one["grad_norm"]) < 1e-4
+    assert two["eval/synthetic/etd_accuracy"] == one["eval/synthetic/etd_accuracy"]
+    assert all("step 3: held-out ETD accuracy" in err for _, err in outputs)
+
+
+@pytest.mark.timeout(900)  # three 2-process runs; about a minute each on a loaded 2-core machine
+def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_resumes_bit_identically(
+        tmp_path, training_data):
+    """The preemption sync point: SIGTERM to process 1 during step 2's eval; both save step 2 and exit 0."""
+    steps = ["--config.train.steps=4", "--config.checkpoint.every_steps=2", *_in_training_eval(2, 24),
+             f"--config.compilation_cache_dir={tmp_path / 'cache'}"]  # later runs skip compiling
+    _finish(tmp_path / "full", _start_two_processes(tmp_path / "full", training_data, *steps))
+
+    preempted = tmp_path / "preempted"
+    processes = _start_two_processes(preempted, training_data, *steps)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and 2 not in _logged_steps(preempted):  # step 2 trained; its eval begins
+        time.sleep(0.05)
+    processes[1].send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    outputs = _finish(preempted, processes, timeout=120)
+    assert time.monotonic() - signalled < 60
+    for _, stderr in outputs:
+        assert "SIGTERM: saving step 2 before exiting" in stderr
+        assert "step 2: held-out ETD accuracy" not in stderr  # the eval stopped part-way
+    assert _saved_steps(preempted) == [2]
+    assert not (preempted / "checkpoints" / "2" / "metrics").exists()  # no accuracy for an unfinished eval
+
+    resumed = _finish(preempted, _start_two_processes(preempted, training_data, *steps))
+    assert all("resumed from step 2" in err for _, err in resumed)
+    assert last_json_line(resumed[0][0])["step"] == 4
+    for a, b in zip(_leaves(_params(tmp_path / "full", 4)), _leaves(_params(preempted, 4)), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, training_data):
@@ -165,3 +239,26 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, training_data):
     assert "SIGTERM: saving step" in stderr
     saved = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
     assert len(saved) == 1 and 0 < saved[0] < 100000
+
+
+def test_help_exits_0_and_lists_every_config_field_with_its_meaning():
+    result = python_module("eotd_jax.train", "--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, _, meaning in default.FIELDS:
+        assert f"  {name} (" in result.stdout and meaning[:40] in result.stdout, name
+    assert "--workdir" in result.stdout
+
+
+@pytest.mark.parametrize("chips", [8, 16, 32])
+def test_the_paper_config_splits_its_batch_evenly_on_8_16_or_32_chips(chips):
+    from jax.sharding import AbstractMesh
+
+    from eotd_jax.model.sharding import MESH_AXES
+    from eotd_jax.trainer import global_batch_size
+
+    config = paper.get_config()
+    shape = tuple(chips if size == -1 else size for size in config.mesh.shape)  # FSDP over every chip
+    assert np.prod(shape) == chips
+    batch = global_batch_size(config, AbstractMesh(shape, MESH_AXES))
+    assert batch == config.train.per_device_batch_size * chips
+    assert batch % chips == 0 and batch % (chips // 4) == 0  # per device, and per host (4 chips a TPU host)
