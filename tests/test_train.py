@@ -117,6 +117,7 @@ def _leaves(tree):
     (["--config.model=t5-huge"], "config.model: unknown model 't5-huge'"),
     (["--config.mesh.shape=(3,1,1)"], "config.mesh.shape: mesh shape"),
     (["--config.train.batch_size=3"], "is not divisible by the 2 data-parallel devices"),
+    (["--config.train.grad_accum_steps=3"], "config.train.grad_accum_steps 3 does not divide config.train.steps 2"),
 ])
 def test_bad_configs_fail_with_one_line_before_compiling(tmp_path, training_data, overrides, message):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
