@@ -263,3 +263,22 @@ def test_the_paper_config_splits_its_batch_evenly_on_8_16_or_32_chips(chips):
     batch = global_batch_size(config, AbstractMesh(shape, MESH_AXES))
     assert batch == config.train.per_device_batch_size * chips
     assert batch % chips == 0 and batch % (chips // 4) == 0  # per device, and per host (4 chips a TPU host)
+
+
+def test_sigterm_during_the_in_training_eval_stops_it_within_a_batch(tmp_path, training_data):
+    """200 held-out questions take minutes to decode here; SIGTERM during them saves the step in seconds."""
+    command = train_command(tmp_path, training_data, "--config.train.steps=4", "--config.checkpoint.every_steps=4",
+                            *_in_training_eval(2, 200))
+    process = subprocess.Popen(command, cwd=ROOT, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and 2 not in _logged_steps(tmp_path):  # step 2 trained; its eval begins
+        time.sleep(0.05)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert time.monotonic() - signalled < 30
+    assert "SIGTERM: saving step 2 before exiting" in stderr and "held-out ETD accuracy" not in stderr
+    assert _saved_steps(tmp_path) == [2]
