@@ -209,10 +209,12 @@ def initialize(cluster: Cluster | None) -> None:
                                cluster_detection_method="deactivate")
 
 
-def initialize_from_flags() -> None:
+def initialize_from_flags() -> Cluster | None:
     """Joins the run the flags and the environment describe; a `ClusterError` says why it cannot."""
-    initialize(resolve(_CLUSTER.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                       _LOCAL_DEVICE_IDS.value))
+    cluster = resolve(_CLUSTER.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                      _LOCAL_DEVICE_IDS.value)
+    initialize(cluster)
+    return cluster
 
 
 def main(argv):
@@ -220,14 +222,16 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     try:
-        initialize_from_flags()
+        cluster = initialize_from_flags()
     except ClusterError as error:
         sys.exit(f"error: {error}")
     import jax
     from jax.experimental import multihost_utils
 
     indices = multihost_utils.process_allgather(jax.numpy.int32(jax.process_index()))
-    print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
+    print(json.dumps({"environment": cluster.environment if cluster else "none",
+                      "local_device_ids": list(cluster.local_device_ids or []) if cluster else [],
+                      "process_index": jax.process_index(), "process_count": jax.process_count(),
                       "local_devices": [d.id for d in jax.local_devices()], "device_count": jax.device_count(),
                       "platform": jax.default_backend(), "all_process_indices": [int(i) for i in indices]}))
 
