@@ -4,9 +4,12 @@
 #   export TPU=etd-v5e ZONE=us-west4-a TYPE=v5litepod-16 LOGS=gs://my-bucket/etd-v5e/logs
 #   bash launch/tpu_pod.sh create    # the slice, with the runtime version its type needs (VERSION overrides)
 #   bash launch/tpu_pod.sh setup     # this checkout's HEAD on every worker, installed with uv and Python 3.12
+#                                    # ('.[tpu,hf]': libtpu, and CPU torch to read pytorch_model.bin students)
 #   bash launch/tpu_pod.sh check     # every worker joins jax.distributed and prints what it sees
+#   bash launch/tpu_pod.sh run 'hf download Salesforce/codet5p-770m-py --local-dir /tmp/models/codet5p-770m-py'
+#                                    # any command, in the checkout on every worker, the venv first on PATH
 #   bash launch/tpu_pod.sh train --config=configs/paper.py:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
-#       --config.init_from_hf=/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35
+#       --config.init_from_hf=/tmp/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35
 #                                    # detached on every worker; each worker's log is copied to $LOGS every minute
 #   bash launch/tpu_pod.sh status    # running or not on each worker, and the last lines of its log
 #   bash launch/tpu_pod.sh logs      # copy the workers' logs from $LOGS to logs/$TPU (or $OUT)
@@ -52,10 +55,14 @@ case "$command" in
       export PATH=\$HOME/.local/bin:\$PATH
       command -v uv >/dev/null || curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=\$HOME/.local/bin sh
       uv venv --quiet --python $(printf %q "${PYTHON_VERSION:-3.12}") .venv
-      uv pip install --quiet --python .venv/bin/python -e '.[tpu]'"
+      uv pip install --quiet --python .venv/bin/python -e '.[tpu,hf]' \
+        --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match"
     ;;
   check)
     on_workers "cd eotd_jax && .venv/bin/python -m eotd_jax.distributed --cluster=gce_tpu"
+    ;;
+  run)
+    on_workers "cd eotd_jax && export PATH=\$PWD/.venv/bin:\$PATH && $*"
     ;;
   train)
     [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path (where each worker's log goes)"
@@ -86,6 +93,6 @@ case "$command" in
     gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
     ;;
   *)
-    die "usage: bash launch/tpu_pod.sh create|setup|check|train ARGS...|status|logs|stop|delete (see its header)"
+    die "usage: bash launch/tpu_pod.sh create|setup|check|run COMMAND|train ARGS...|status|logs|stop|delete (see its header)"
     ;;
 esac

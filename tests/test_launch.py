@@ -127,6 +127,32 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
     assert sorted(p.name for p in (tmp_path / "collected").iterdir()) == ["worker-0.log", "worker-1.log"]
 
 
+def test_tpu_pod_setup_installs_the_checkout_with_uv_on_every_worker(slice_of_two, tmp_path):
+    """With a fake `uv` on PATH (the real one downloads Python and wheels): the archive of HEAD unpacked on each
+    worker, a Python 3.12 venv, the tpu and hf extras."""
+    cloud, env = slice_of_two
+    uv = tmp_path / "bin" / "uv"
+    uv.write_text('#!/bin/sh\necho "$PWD $*" >> "$FAKE_CLOUD/uv.log"\n')
+    uv.chmod(0o755)
+    for worker in range(2):
+        shutil.rmtree(cloud / f"worker-{worker}" / "eotd_jax")
+    result = _run("tpu_pod.sh", "setup", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for worker in range(2):
+        assert (cloud / f"worker-{worker}" / "eotd_jax" / "eotd_jax" / "distributed.py").is_file()
+    calls = (cloud / "uv.log").read_text().splitlines()
+    assert sorted(c.split(" ", 1)[1].split(" ")[0:4] for c in calls) == [
+        ["pip", "install", "--quiet", "--python"]] * 2 + [["venv", "--quiet", "--python", "3.12"]] * 2
+    assert all("-e .[tpu,hf]" in c for c in calls if " pip " in c)
+
+
+def test_tpu_pod_run_runs_a_command_in_every_workers_checkout(slice_of_two):
+    _, env = slice_of_two
+    result = _run("tpu_pod.sh", "run", 'echo "$(basename "$PWD") on worker $HOME"', env=env)
+    assert result.returncode == 0 and sorted(result.stdout.split("\n"))[1:] == [
+        f"eotd_jax on worker {env['FAKE_CLOUD']}/worker-{w}" for w in range(2)]
+
+
 def test_tpu_pod_train_needs_a_gcs_log_dir(slice_of_two):
     _, env = slice_of_two
     result = _run("tpu_pod.sh", "train", "--config=configs/quickstart.py", env=env)
