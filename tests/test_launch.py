@@ -20,7 +20,8 @@ from fake_metadata import metadata_server, tpu_worker_attributes
 from runs import ROOT, cpu_env, train_flags
 
 FAKES = Path(__file__).resolve().parent / "fakes"
-SCRIPTS = sorted(str(p) for p in (ROOT / "launch").iterdir() if p.suffix in (".sh", ".sbatch"))
+SCRIPTS = [str(ROOT / ".ci" / "run"), *sorted(str(p) for p in (ROOT / "launch").iterdir()
+                                              if p.suffix in (".sh", ".sbatch"))]
 
 
 def _free_port(low: int = 0, high: int = 0) -> int:
@@ -107,7 +108,10 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
     cloud, env = slice_of_two
     env = {**env, "LOGS": "gs://bucket/etd/logs", "LOG_SYNC_SECONDS": "1"}
     workdir = tmp_path / "run dir"  # every worker writes it, as a gs:// workdir on a real slice
-    flags = train_flags(workdir, training_data, "--config.mesh.shape=(2,2,1)", "--config.train.steps=2")
+    flags = train_flags(workdir, training_data, "--config.mesh.shape=(2,2,1)", "--config.train.steps=2",
+                        "--config.eval.every_steps=2", "--config.checkpoint.every_steps=2",
+                        "--config.checkpoint.keep_best=1", "--config.eval.limit=4", "--config.eval.max_new_tokens=8",
+                        "--config.eval.workers=1", "--config.eval.batch_size=4")
     started = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
     assert started.returncode == 0, started.stderr[-3000:]
     logs = [cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)]
@@ -117,7 +121,7 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
     texts = [p.read_text() if p.exists() else "" for p in logs]
     assert all(t.rstrip().endswith("exit status 0") for t in texts), texts[0][-3000:] + texts[1][-3000:]
     assert "joining a gce_tpu run: process 1 of 2" in texts[1]
-    assert _json_lines(texts[0])[-1]["step"] == 2
+    assert _json_lines(texts[0])[-1]["step"] == 2 and "step 2: held-out ETD accuracy" in texts[0]
     assert (workdir / "checkpoints" / "2").is_dir()
 
     status = _run("tpu_pod.sh", "status", env=env)
