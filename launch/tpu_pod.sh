@@ -68,15 +68,16 @@ case "$command" in
     [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path (where each worker's log goes)"
     # %q quotes every argument for the workers' bash: --config.mesh.shape=(1,-1,1) arrives as one argument.
     # Only the detached command is backgrounded (not a `cd && ...` list, whose subshell would keep ssh open).
-    on_workers "cd eotd_jax || exit 1; LOGS=$(printf %q "$LOGS") setsid nohup bash launch/tpu_worker.sh$(printf ' %q' "$@") \
+    on_workers "cd eotd_jax || exit 1
+      if kill -0 \"\$(cat logs/train.pid 2>/dev/null)\" 2>/dev/null; then echo 'error: a job is running' >&2; exit 1; fi
+      LOGS=$(printf %q "$LOGS") setsid nohup bash launch/tpu_worker.sh$(printf ' %q' "$@") \
       >/dev/null 2>&1 </dev/null &"
     echo "started on every worker of $TPU; logs: $LOGS (bash launch/tpu_pod.sh status | logs | stop)"
     ;;
   status)
     # shellcheck disable=SC2016  # expanded by the workers
-    on_workers 'cd eotd_jax && for log in logs/worker-*.log; do
-        if kill -0 "$(cat logs/train.pid 2>/dev/null)" 2>/dev/null; then echo "$log: running"; else echo "$log: stopped"; fi
-        tail -n 3 "$log"; done'
+    on_workers 'cd eotd_jax || exit 1; state=stopped; kill -0 "$(cat logs/train.pid 2>/dev/null)" 2>/dev/null && state=running
+      for log in logs/worker-*.log; do [[ -e "$log" ]] && echo "$log: $state" && tail -n 3 "$log"; done; true'
     ;;
   logs)
     [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path"

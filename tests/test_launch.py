@@ -114,6 +114,11 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
                         "--config.eval.workers=1", "--config.eval.batch_size=4")
     started = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
     assert started.returncode == 0, started.stderr[-3000:]
+    pid_files = [cloud / f"worker-{w}" / "eotd_jax" / "logs" / "train.pid" for w in range(2)]
+    while not all(p.exists() for p in pid_files):
+        time.sleep(0.1)
+    again = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
+    assert again.returncode != 0 and "error: a job is running" in again.stderr
     logs = [cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)]
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and not all(p.exists() and "exit status" in p.read_text() for p in logs):
