@@ -26,6 +26,7 @@ from eotd_jax.trainer import ConfigError, train
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard events and the config go here")
+flags.adopt_module_key_flags(distributed)  # --cluster, --coordinator_address, ... in --help
 
 
 def main(argv):
