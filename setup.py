@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.11",
+    python_requires=">=3.11",  # jax >= 0.8 needs 3.11; the TPU launch installs 3.12 with uv (the VM images ship 3.10)
     packages=find_packages(include=["eotd_jax", "eotd_jax.*", "data_gen", "data_gen.*"]),
     package_data={"eotd_jax.thoughts": ["data/*.jsonl"], "data_gen.prompts": ["*.txt"]},
     install_requires=[
@@ -32,6 +32,12 @@ setup(
         "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5
     ],
     extras_require={
+        # JAX's own accelerator extras, inside the jax range above: libtpu for Cloud TPU VMs, CUDA 12 wheels for GPUs.
+        "tpu": ["jax[tpu]>=0.8,<0.11"],
+        "cuda12": ["jax[cuda12]>=0.8,<0.11"],
+        # Importing pytorch_model.bin checkpoints (CodeT5 ships no safetensors); the CPU build is enough:
+        # pip install -e '.[hf]' --extra-index-url https://download.pytorch.org/whl/cpu
+        "hf": ["torch>=2.4,<3"],
         "dev": [
             "pytest>=8,<10",
             "torch==2.13.0",  # the reference for parity tests and benchmarks; the CPU build on this project's CI

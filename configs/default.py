@@ -16,7 +16,11 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("model", "t5-quickstart", "a named model shape (eotd_jax/model/config.py), used when init_from_hf is empty"),
     ("model_overrides", {"dropout_rate": 0.0}, "T5Config fields replaced on the named model or the HF one "
                                                "(dropout_rate, dtype: float32 | bfloat16, ...)"),
-    ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer)"),
+    ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer); empty or "
+                         "'none': random weights"),
+    ("require_init_from_hf", False, "refuse an empty init_from_hf (a config that fine-tunes a pretrained student; "
+                                    "'none' still trains from random weights on purpose)"),
+    ("require_accelerator", False, "refuse to start when JAX finds only the CPU (an accelerator-scale config)"),
     ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
     ("progress", True, "show a progress bar"),
     ("log_every_steps", 25, "console and TensorBoard metrics every N steps"),

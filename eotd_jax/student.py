@@ -21,7 +21,7 @@ from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.t5 import T5
 from eotd_jax.optim import make_optimizer
 from eotd_jax.tokenizer import Tokenizer, load_tokenizer
-from eotd_jax.trainer import model_and_params
+from eotd_jax.trainer import model_and_params, pretrained_dir
 
 
 @dataclasses.dataclass
@@ -68,5 +68,5 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
     finally:
         manager.close()
     logging.warning("loaded step %d of %s", chosen, checkpoint_dir)
-    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
+    tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
     return Student(nnx.merge(graphdef, restored["params"]), tokenizer, chosen)

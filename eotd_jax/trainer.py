@@ -62,11 +62,27 @@ class Run:
     eval_problems: dict[str, list[Problem]]  # empty when periodic eval is off
 
 
+def pretrained_dir(config: ConfigDict) -> str:
+    """The HF directory to start from; "" for random weights (`init_from_hf` empty, or `none` said on purpose)."""
+    return "" if config.init_from_hf == "none" else config.init_from_hf
+
+
+def check_requirements(config: ConfigDict) -> None:
+    """Refuses a run its config says would be wasted: an accelerator-scale run on the CPU, a paper
+    student from random weights."""
+    if config.require_accelerator and jax.default_backend() == "cpu":
+        raise ConfigError("config.require_accelerator: this config needs TPUs or GPUs, but JAX found only the CPU "
+                          "(pip install -e '.[tpu]' or '.[cuda12]'; --config.require_accelerator=false to run anyway)")
+    if config.require_init_from_hf and not config.init_from_hf:
+        raise ConfigError("config.init_from_hf: this config fine-tunes a pretrained student; pass "
+                          "--config.init_from_hf=<local Hugging Face directory>, or =none for random weights")
+
+
 def model_and_params(config: ConfigDict):
     """(model config, graphdef, abstract state, params source) from a named config or an HF directory."""
     overrides = dict(config.model_overrides)
-    if config.init_from_hf:
-        model_config, model = import_hf(config.init_from_hf, **overrides)
+    if pretrained_dir(config):
+        model_config, model = import_hf(pretrained_dir(config), **overrides)
         graphdef, state = nnx.split(model)
         return model_config, graphdef, state, nnx.to_pure_dict(state)
     try:
@@ -114,6 +130,7 @@ def global_batch_size(config: ConfigDict, mesh: jax.sharding.Mesh) -> int:
 
 def prepare(config: ConfigDict) -> Run:
     """Checks the config against the devices and the data, and builds the run; compiles nothing."""
+    check_requirements(config)
     try:
         mesh = make_mesh(tuple(config.mesh.shape))
     except ValueError as error:
@@ -134,7 +151,7 @@ def prepare(config: ConfigDict) -> Run:
                               "(build it with python -m data_gen.build)")
     eval_problems = load_eval_problems(config)
     model_config, graphdef, state, hf_params = model_and_params(config)
-    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
+    tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
     if tokenizer.vocab_size > model_config.vocab_size:
         raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
                           f"{model_config.vocab_size}")
