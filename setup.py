@@ -32,6 +32,9 @@ setup(
         "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5
     ],
     extras_require={
+        # Hugging Face checkpoints that ship only pytorch_model.bin (older Salesforce CodeT5 ones): read with torch.
+        # The CPU build is enough: pip install -e '.[hf]' --extra-index-url https://download.pytorch.org/whl/cpu
+        "hf": ["torch>=2.4,<3"],
         "dev": [
             "pytest>=8,<10",
             "torch==2.13.0",  # the reference for parity tests and benchmarks; the CPU build on this project's CI

@@ -183,6 +183,13 @@ class FakeChatServer:
             else:
                 output.append(record | {"response": {"status_code": 200, "request_id": "r",
                                                      "body": self.completion(line["body"])}, "error": None})
+        unprocessed = {"expired": ("batch_expired", "This request could not be executed before the completion "
+                                                    "window expired."),
+                       "cancelled": ("batch_cancelled", "This request was cancelled.")}.get(batch["status"])
+        if unprocessed:  # as the API does: the lines a stopped batch never ran are in its error file
+            for number, line in enumerate(self.batch_lines[batch_id][batch["done"]:], batch["done"]):
+                errors.append({"id": f"{batch_id}-req-{number}", "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": unprocessed[0], "message": unprocessed[1]}})
         for field, records in (("output_file_id", output), ("error_file_id", errors)):
             if records:
                 file_id = f"file-{len(self.files)}"

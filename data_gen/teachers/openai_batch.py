@@ -31,6 +31,7 @@ from eotd_jax.journal import Journal
 
 ENDPOINT = "/v1/chat/completions"
 _FINISHED = {"completed", "expired", "cancelled", "failed"}
+_NOT_RUN = {"batch_expired", "batch_cancelled"}  # error codes of lines a stopped batch never ran
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ class _Batches:
         in_flight = {custom_id for entry in earlier for custom_id in entry["custom_ids"]}
         if earlier:
             tqdm.write(f"resuming {len(earlier)} batches submitted earlier ({len(in_flight)} requests)")
-        batches = [self._adopt_or_create(entry) for entry in earlier]
+        batches = [self._resume(entry) for entry in earlier]
         batches += self._submit({k: v for k, v in bodies.items() if k not in in_flight})
         for round_number in range(self.settings.max_rounds + 1):
             expired = self._poll(batches)
@@ -92,17 +93,24 @@ class _Batches:
                 uploaded = _call(lambda file=file: self.client.files.create(file=file, purpose="batch"))
             entry = {"input": name, "file_id": uploaded.id, "custom_ids": list(chunk)}
             self.state.append(entry)
-            batches.append(self._adopt_or_create(entry))
+            batches.append(self._create(entry))
         return batches
 
-    def _adopt_or_create(self, entry: dict) -> dict:
-        """The recorded batch of an uploaded file; one created before a kill but not recorded is found by its file."""
-        if "batch_id" not in entry:
-            found = next((b for b in _call(self.client.batches.list) if b.input_file_id == entry["file_id"]), None)
-            batch = found or _call(lambda: self.client.batches.create(
-                input_file_id=entry["file_id"], endpoint=ENDPOINT, completion_window=self.settings.completion_window))
-            entry = {**entry, "batch_id": batch.id}
-            self.state.append(entry)
+    def _resume(self, entry: dict) -> dict:
+        """An earlier run's batch; one created just before a kill, so not recorded, is found by its input file."""
+        if "batch_id" in entry:
+            return entry
+        found = next((b for b in _call(self.client.batches.list) if b.input_file_id == entry["file_id"]), None)
+        return self._record(entry, found.id) if found else self._create(entry)
+
+    def _create(self, entry: dict) -> dict:
+        batch = _call(lambda: self.client.batches.create(
+            input_file_id=entry["file_id"], endpoint=ENDPOINT, completion_window=self.settings.completion_window))
+        return self._record(entry, batch.id)
+
+    def _record(self, entry: dict, batch_id: str) -> dict:
+        entry = {**entry, "batch_id": batch_id}
+        self.state.append(entry)
         return entry
 
     def _poll(self, batches: list[dict]) -> list[str]:
@@ -136,6 +144,8 @@ class _Batches:
         answered = set()
         for line in self._lines(batch.output_file_id) + self._lines(batch.error_file_id):
             custom_id, response = line.get("custom_id"), line.get("response") or {}
+            if (line.get("error") or {}).get("code") in _NOT_RUN:
+                continue  # never ran: expired or cancelled with its batch, handled below
             try:
                 if response.get("status_code") != 200:
                     raise ValueError(f"HTTP {response.get('status_code')}")
