@@ -116,6 +116,9 @@ def test_a_batch_created_but_not_recorded_before_a_kill_is_found_again(tmp_path)
         assert "batch_id" not in entry and "file_id" in entry
         state.write_text(json.dumps(entry) + "\n")
         journal.unlink()
+        with pytest.raises(TeacherError, match="1 batches submitted by an earlier --batch_api run are unfinished"):
+            _teacher(server, journal, batch=False).generate(problems, ["pot"], 1)
+        assert server.total_requests == 0
         again = _teacher(server, journal).generate(problems, ["pot"], 1)
         assert all(c.rationale for c in again) and len(server.batches) == 1 and set(server.submitted.values()) == {1}
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from data_gen.prompts import clean_response, load_prompt
 from data_gen.teachers.base import Candidate, TeacherError, Usage
 from data_gen.teachers.journal import Journal, request_key
-from data_gen.teachers.openai_batch import BatchSettings, run_batches
+from data_gen.teachers.openai_batch import BatchSettings, run_batches, unfinished_batches
 from eotd_jax.benchmarks import Problem
 
 _RETRYABLE_STATUS = {408, 409, 429}
@@ -125,6 +125,10 @@ class OpenAITeacher:
                 failed = {}
             elif s.batch:
                 failed = self._send_batches(pending, journal)
+            elif waiting := unfinished_batches(self._batch_dir()):
+                raise TeacherError(f"{waiting} batches submitted by an earlier --batch_api run are unfinished in "
+                                   f"{self._batch_dir()}; re-run with --batch_api to collect them (sending the "
+                                   "requests live would pay for them twice)")
             else:
                 failed = asyncio.run(self._send_all(pending, journal))
         finally:
@@ -150,6 +154,10 @@ class OpenAITeacher:
                                "for servers that need none)")
         return api_key
 
+    def _batch_dir(self) -> str:
+        """Where the Batch API's request files and its record of submitted batches are kept: beside the journal."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.journal_path)), "batch_api")
+
     def _send_batches(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
         """The pending requests through the Batch API; answers are journaled as they are read back."""
         s = self.settings
@@ -166,7 +174,7 @@ class OpenAITeacher:
 
         client = openai.OpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0,
                                timeout=s.timeout_seconds)
-        directory = os.path.join(os.path.dirname(os.path.abspath(self.journal_path)), "batch_api")
+        directory = self._batch_dir()
         os.makedirs(directory, exist_ok=True)
         try:
             bodies = {r.key: {"model": s.model, "messages": r.messages, **r.params} for r in pending}

@@ -31,6 +31,7 @@ from eotd_jax.journal import Journal
 
 ENDPOINT = "/v1/chat/completions"
 _FINISHED = {"completed", "expired", "cancelled", "failed"}
+_STATE = "batches.jsonl"  # every upload and batch, recorded as soon as it exists
 _NOT_RUN = {"batch_expired", "batch_cancelled"}  # error codes of lines a stopped batch never ran
 
 
@@ -50,11 +51,21 @@ def run_batches(client: openai.OpenAI, bodies: dict[str, dict], directory: str, 
     Returns {custom_id: reason} for the requests left unanswered ("api_error", "batch_cancelled",
     "batch_expired"). Requests already in a batch recorded in `directory` are polled, not submitted again.
     """
-    state = Journal(os.path.join(directory, "batches.jsonl"), key=lambda entry: entry["input"])
+    state = Journal(os.path.join(directory, _STATE), key=lambda entry: entry["input"])
     try:
         return _Batches(client, state, directory, settings, on_answer, progress).run(bodies)
     finally:
         state.close()
+
+
+def unfinished_batches(directory: str) -> int:
+    """Batches recorded in `directory` and not yet read back (a killed Batch API run)."""
+    path = os.path.join(directory, _STATE)
+    if not os.path.exists(path):
+        return 0
+    state = Journal(path, key=lambda entry: entry["input"])
+    state.close()
+    return sum(not entry.get("finished") for entry in state.entries.values())
 
 
 class _Batches:
