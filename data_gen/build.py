@@ -5,8 +5,13 @@
     OPENAI_API_KEY=... python -m data_gen.build --teacher=openai --model=gpt-4o-mini \\
         --dataset=gsm8k --split=train --samples=4 --out=/tmp/gsm8k_gpt
 
+    OPENAI_API_KEY=... python -m data_gen.build --teacher=openai --batch_api ...   # Batch API: half the price
+
 The API teacher journals every answer in `--out/journal.jsonl` as it arrives:
 re-running the same command after a crash or kill sends only what is missing.
+With `--batch_api` the requests go as batch files (kept, with the ids of the
+submitted batches, in `<journal dir>/batch_api/`); re-running a killed run
+polls the batches it had submitted instead of submitting them again.
 Output: shards, TFDS metadata, `manifest.json`, and a yield table on stdout.
 """
 
@@ -22,6 +27,7 @@ from data_gen.prompts import load_prompt
 from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
+from data_gen.teachers.openai_batch import BatchSettings
 from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
@@ -66,6 +72,11 @@ flags.DEFINE_float("timeout", 60.0, "seconds before one request times out")
 flags.DEFINE_float("backoff", 1.0, "first retry delay in seconds (doubles each retry) unless Retry-After says")
 flags.DEFINE_float("price_prompt", 0.0, "US dollars per million prompt tokens, for the cost report")
 flags.DEFINE_float("price_completion", 0.0, "US dollars per million completion tokens, for the cost report")
+flags.DEFINE_bool("batch_api", False, "send the requests through the OpenAI Batch API (half the price, answers "
+                  "within --batch_window); the --price_* flags are the live prices")
+flags.DEFINE_float("batch_poll_seconds", 30.0, "seconds between polls of the submitted batches")
+flags.DEFINE_integer("batch_max_requests", 50_000, "requests per batch file (the API allows 50,000 and 200 MB)")
+flags.DEFINE_string("batch_window", "24h", "the batches' completion window")
 
 FLAGS = flags.FLAGS
 
@@ -89,7 +100,10 @@ def make_teacher():
         top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
-        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion)
+        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
+        batch=BatchSettings(poll_seconds=FLAGS.batch_poll_seconds, max_requests=FLAGS.batch_max_requests,
+                            completion_window=FLAGS.batch_window)
+        if FLAGS.batch_api else None)
     journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
@@ -99,7 +113,7 @@ def check_flags() -> None:
     if unknown or not FLAGS.thoughts:
         raise ValueError(f"--thoughts: unknown thought {', '.join(unknown) or '(none given)'}; choose from "
                          f"{','.join(THOUGHTS)}")
-    for name in ("samples", "n_per_request", "concurrency", "num_shards"):
+    for name in ("samples", "n_per_request", "concurrency", "num_shards", "batch_max_requests"):
         if getattr(FLAGS, name) < 1:
             raise ValueError(f"--{name} must be at least 1")
 
@@ -141,7 +155,7 @@ def main(argv):
 
 _SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
              "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
-             "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
+             "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api")
 
 if __name__ == "__main__":
     app.run(main)

@@ -2,12 +2,15 @@
 
     python -m eotd_jax.eval --checkpoint_dir=workdir/quickstart/train --step=best \\
         --datasets=synthetic --strategies=cot,pot,eot,etd,vote
-    python -m eotd_jax.eval --checkpoint_dir=/models/etd-codet5p-770m-py   # a Hugging Face directory
+    python -m eotd_jax.eval --checkpoint_dir=/models/etd-codet5p-770m-py --max_source_length=256  # an HF dir
 
 `--checkpoint_dir` is a training workdir (its latest Orbax checkpoint, or the
 one `--step` names) or a Hugging Face model directory. Writes to `--eval_dir` (default
 `<checkpoint_dir>/eval`): predictions.jsonl (resumable: finished questions
 are not redone), results.json, results.md (the printed table) and results.png.
+The student's input template and selectors are those it was trained with (the
+checkpoint's config, or an exported directory's student_input.json; the
+paper's released student's when neither has them); the flags override them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ flags.DEFINE_string("eval_dir", None, "output directory (default: <checkpoint_di
 flags.DEFINE_integer("limit", 0, "first N questions of each dataset (0: all)")
 flags.DEFINE_integer("samples", 1, "rationales per thought: 1 = greedy, K > 1 = sampled (self-consistency vote)")
 flags.DEFINE_integer("max_new_tokens", 256, "rationale length limit")
+flags.DEFINE_integer("max_source_length", 512, "input tokens kept per question, special tokens included (the "
+                     "paper's students: 256)")
+flags.DEFINE_string("input_template", None, "the student's input text with {question} and {selector}, e.g. "
+                    "$'Question: {question}\\n{selector}\\n' in bash (default: what the student was trained with)")
+for _thought in THOUGHTS:
+    flags.DEFINE_string(f"selector_{_thought}", None, f"the text asking the student for {_thought} (default: what the "
+                        "student was trained with)")
 flags.DEFINE_integer("batch_size", 32, "questions decoded together")
 flags.DEFINE_integer("chunk", 128, "questions decoded, executed and written per step")
 flags.DEFINE_integer("workers", None, "sandbox processes (default: CPU count)")
@@ -121,21 +131,26 @@ def main(argv):
     unknown = [d for d in FLAGS.datasets if d not in (*BENCHMARKS, HELD_OUT)]
     if unknown:
         sys.exit(f"error: --datasets: unknown {', '.join(unknown)}")
+    if FLAGS.max_source_length < 2:
+        sys.exit("error: --max_source_length must be at least 2")
     logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save and compile at INFO
     try:
         student = load_student(FLAGS.checkpoint_dir, _CONFIG.value, FLAGS.step)
+        student_input = student.student_input.replace(
+            FLAGS.input_template, **{t: FLAGS[f"selector_{t}"].value for t in THOUGHTS})
         problems = {name: load_problems(name, FLAGS.data_dir, FLAGS.limit) for name in FLAGS.datasets}
         eval_dir = FLAGS.eval_dir or os.path.join(
             FLAGS.checkpoint_dir, "eval", *([] if student.step is None else [f"step_{student.step}"]))
         claim_eval_dir(eval_dir, {"checkpoint_dir": os.path.abspath(FLAGS.checkpoint_dir), "step": student.step,
                                   "strategies": FLAGS.strategies, "max_new_tokens": FLAGS.max_new_tokens,
-                                  "samples": FLAGS.samples})
+                                  "samples": FLAGS.samples, "max_source_length": FLAGS.max_source_length,
+                                  "input": student_input.to_dict()})
         journal = Journal(os.path.join(eval_dir, "predictions.jsonl"), key=_record_key)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     thoughts = [t for t in THOUGHTS if any(s in (t, "etd", "vote") for s in FLAGS.strategies)]
-    settings = DecodeSettings(max_new_tokens=FLAGS.max_new_tokens, batch_size=FLAGS.batch_size,
-                              samples=FLAGS.samples)
+    settings = DecodeSettings(max_source_length=FLAGS.max_source_length, max_new_tokens=FLAGS.max_new_tokens,
+                              batch_size=FLAGS.batch_size, samples=FLAGS.samples)
     predictions = {name: [journal.get(_problem_key(p)) for p in ps if _problem_key(p) in journal]
                    for name, ps in problems.items()}
     todo = {name: [p for p in ps if _problem_key(p) not in journal] for name, ps in problems.items()}
@@ -147,7 +162,7 @@ def main(argv):
                 for start in range(0, len(remaining), FLAGS.chunk):
                     chunk = remaining[start:start + FLAGS.chunk]
                     records = answer_questions(student.model, student.tokenizer, chunk, thoughts, FLAGS.strategies,
-                                               pool, settings)
+                                               pool, settings, student_input)
                     for record in records:
                         journal.append(record)
                     predictions[name].extend(records)

@@ -16,7 +16,7 @@ import numpy as np
 
 from data_gen.teachers.synthetic import synthetic_problems
 from eotd_jax.benchmarks import BENCHMARKS, Problem, load
-from eotd_jax.input.prompts import student_input
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.t5 import T5
 from eotd_jax.strategies import choose
@@ -56,13 +56,12 @@ def accuracy(records: Sequence[dict], strategy: str) -> float:
 
 
 def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought: str,
-             settings: DecodeSettings) -> list[list[str]]:
+             settings: DecodeSettings, student_input: StudentInput) -> list[list[str]]:
     """`settings.samples` rationales per question for one thought."""
     texts: list[list[str]] = [[] for _ in questions]
     for start in range(0, len(questions), settings.batch_size):
         chunk = questions[start:start + settings.batch_size]
-        encoded = [tokenizer.encode(student_input(q, thought))[: settings.max_source_length - 1] + [tokenizer.eos_id]
-                   for q in chunk]
+        encoded = tokenizer.encode_batch([student_input.text(q, thought) for q in chunk], settings.max_source_length)
         length = min(-(-max(map(len, encoded)) // _BUCKET) * _BUCKET, settings.max_source_length)
         rows = settings.batch_size  # a fixed batch shape: one compile per length bucket
         ids = np.full((rows, length), tokenizer.pad_id, np.int32)
@@ -82,9 +81,11 @@ def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought:
 
 
 def answer_questions(model: T5, tokenizer: Tokenizer, problems: Sequence[Problem], thoughts: Sequence[str],
-                     strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings) -> list[dict]:
+                     strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings,
+                     student_input: StudentInput) -> list[dict]:
     """One prediction record per problem (see `prediction_record`)."""
-    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings) for t in thoughts}
+    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings, student_input)
+                  for t in thoughts}
     return score(problems, rationales, strategies, pool)
 
 

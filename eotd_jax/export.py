@@ -3,8 +3,10 @@
     python -m eotd_jax.export --checkpoint_dir=workdir/quickstart/train --step=best --out=/tmp/student
     python -c "import transformers as t; t.T5ForConditionalGeneration.from_pretrained('/tmp/student')"
 
-Writes `config.json`, `model.safetensors` and the tokenizer (the starting
-model's, or `ByT5Tokenizer` for byte-level students, which has the same ids).
+Writes `config.json`, `model.safetensors`, the tokenizer (the starting
+model's, or `ByT5Tokenizer` for byte-level students, which has the same ids)
+and `student_input.json` (the input template and selectors it was trained
+with, which the eval binary reads back).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
+from eotd_jax.input import student_input
 from eotd_jax.model.hf_io import export_hf
 from eotd_jax.student import load_student
 
@@ -34,6 +37,7 @@ def main(argv):
         sys.exit(f"error: {error}")
     export_hf(student.model, FLAGS.out)
     student.tokenizer.hf_tokenizer().save_pretrained(FLAGS.out)
+    student_input.save(student.student_input, FLAGS.out)
     print(f"step {student.step} of {FLAGS.checkpoint_dir} -> {FLAGS.out}")
 
 

@@ -1,9 +1,11 @@
 """A trained student for eval and export: a training workdir's checkpoint, or a Hugging Face model directory.
 
-    student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .step
+    student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .student_input, .step
     student = load_student("/models/etd-codet5p-770m-py")             # config.json + weights + tokenizer
 
-A workdir's config comes from the checkpoint itself unless one is given.
+A workdir's config comes from the checkpoint itself unless one is given; the
+student's input template and selectors come with it (an HF directory's from
+its `student_input.json`, written by the export, else the paper's defaults).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from flax import nnx
 from ml_collections import ConfigDict
 
 from eotd_jax import checkpoints
+from eotd_jax.input import student_input
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.t5 import T5
 from eotd_jax.optim import make_optimizer
@@ -28,6 +32,7 @@ from eotd_jax.trainer import model_and_params, pretrained_dir
 class Student:
     model: T5
     tokenizer: Tokenizer
+    student_input: StudentInput  # the input template and selectors it was trained with
     step: int | None  # the checkpoint's step; None for a Hugging Face directory
 
 
@@ -53,7 +58,7 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
     """The model (on the first device) and tokenizer of a Hugging Face directory or of one checkpoint of a workdir."""
     if is_hf_model_dir(checkpoint_dir):
         _, model = import_hf(checkpoint_dir)
-        return Student(model, load_tokenizer(checkpoint_dir), None)
+        return Student(model, load_tokenizer(checkpoint_dir), student_input.load(checkpoint_dir), None)
     if not os.path.isdir(checkpoint_dir):
         raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
     manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)
@@ -69,4 +74,4 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
         manager.close()
     logging.warning("loaded step %d of %s", chosen, checkpoint_dir)
     tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
-    return Student(nnx.merge(graphdef, restored["params"]), tokenizer, chosen)
+    return Student(nnx.merge(graphdef, restored["params"]), tokenizer, StudentInput.from_config(config), chosen)

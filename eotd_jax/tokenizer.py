@@ -2,6 +2,12 @@
 
     tokenizer = load_tokenizer("byte")                 # tiny models, tests, the quickstart
     tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a local directory
+    tokenizer.encode_batch(["Question: ..."], max_length=256)
+
+Texts are encoded as the tokenizer's own template wraps them (CodeT5 / RoBERTa
+BPE: `<s> ... </s>`; T5 SentencePiece: `... </s>`), the way `tokenizer(texts)`
+encoded them when the student was trained with `transformers`, on both the
+input and the target side.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ class Tokenizer(Protocol):
     eos_id: int
     vocab_size: int
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids without special tokens."""
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        """Ids of each text in the tokenizer's template, cut to `max_length` keeping the template, ending in EOS."""
         ...
 
     def decode(self, ids) -> str:
@@ -43,8 +49,9 @@ class ByteTokenizer:
 
         return transformers.ByT5Tokenizer(extra_ids=0)
 
-    def encode(self, text: str) -> list[int]:
-        return [byte + self.offset for byte in text.encode("utf-8")]
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        return [[byte + self.offset for byte in text.encode("utf-8")[: max_length - 1]] + [self.eos_id]
+                for text in texts]
 
     def decode(self, ids) -> str:
         data = bytearray()
@@ -68,10 +75,15 @@ class HFTokenizer:
         self._tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
         self.pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         self.eos_id = self._tokenizer.eos_token_id
+        if self.eos_id is None:
+            raise ValueError(f"tokenizer: {directory} defines no eos_token (a student must learn where to stop)")
         self.vocab_size = len(self._tokenizer)
 
-    def encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False)
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        """`tokenizer(texts, truncation=True)`: its post-processor adds the special tokens. A template without a
+        closing EOS (a hand-made tokenizer) gets one, so the student learns where a rationale ends."""
+        encoded = self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return [ids if ids and ids[-1] == self.eos_id else ids[: max_length - 1] + [self.eos_id] for ids in encoded]
 
     def hf_tokenizer(self):
         return self._tokenizer

@@ -32,6 +32,7 @@ from eotd_jax import checkpoints
 from eotd_jax.benchmarks import Problem
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
 from eotd_jax.input.pipeline import make_batches
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
@@ -152,12 +153,16 @@ def prepare(config: ConfigDict) -> Run:
     eval_problems = load_eval_problems(config)
     model_config, graphdef, state, hf_params = model_and_params(config)
     tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
+    try:
+        student_input = StudentInput.from_config(config)
+    except ValueError as error:
+        raise ConfigError(f"config.input: {error}") from None
     if tokenizer.vocab_size > model_config.vocab_size:
         raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
                           f"{model_config.vocab_size}")
     batches = make_batches(sources, tokenizer, batch_size,
                            config.data.source_length, config.data.target_length, config.train.seed,
-                           jax.process_index(), jax.process_count())
+                           jax.process_index(), jax.process_count(), student_input)
     if batches.batches_per_epoch() == 0:
         raise ConfigError(f"the data fills fewer than one batch of {batch_size} rows")
     shardings = param_shardings(state, mesh)
@@ -208,7 +213,8 @@ def evaluate_student(run: Run, params, pool: SandboxPool) -> dict[str, float]:
                               max_new_tokens=run.config.eval.max_new_tokens, batch_size=run.config.eval.batch_size)
     metrics = {}
     for name, problems in run.eval_problems.items():
-        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings)
+        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings,
+                                   StudentInput.from_config(run.config))
         metrics.update({f"eval/{name}/{s}_accuracy": accuracy(records, s) for s in strategies})
     metrics["accuracy"] = float(np.mean([metrics[f"eval/{name}/etd_accuracy"] for name in run.eval_problems]))
     return metrics

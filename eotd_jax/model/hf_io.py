@@ -131,8 +131,8 @@ def _read_weights(model_dir: str) -> dict[str, np.ndarray]:
         try:
             import torch
         except ImportError:
-            raise CheckpointError(f"{legacy}: reading pytorch_model.bin needs torch; install it or convert the "
-                                  "checkpoint to safetensors") from None
+            raise CheckpointError(f"{legacy}: reading pytorch_model.bin needs torch: pip install -e '.[hf]' "
+                                  "--extra-index-url https://download.pytorch.org/whl/cpu") from None
         state = torch.load(legacy, map_location="cpu", weights_only=True)
         return {name: tensor.float().numpy() for name, tensor in state.items()}
     raise CheckpointError(f"{model_dir}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
