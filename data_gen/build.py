@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from data_gen.prompts import load_prompt
+from data_gen.prompts import PROMPT_STYLES, load_prompt
 from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
@@ -26,8 +26,8 @@ from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
 from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 
 _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets"))
 
@@ -35,6 +35,9 @@ flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
 flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(['synthetic', *BENCHMARKS])}")
 flags.DEFINE_string("split", "train", "dataset split")
+flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
+                  "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
+                  "(also the gold teacher's EoT); compact: bare equations")
 flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout (env EOTD_DATA_DIR)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
@@ -83,13 +86,14 @@ def load_problems() -> list[Problem]:
 
 def make_teacher():
     if FLAGS.teacher == "gold":
-        return GoldTeacher()
+        return GoldTeacher(FLAGS.prompt_style)
     settings = ApiSettings(
         model=FLAGS.model, base_url=FLAGS.base_url, api_key_env=FLAGS.api_key_env, temperature=FLAGS.temperature,
         top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
-        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion)
+        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
+        prompt_style=FLAGS.prompt_style)
     journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
@@ -125,7 +129,9 @@ def main(argv):
         "split": FLAGS.split,
         "problems": len(problems),
         "thoughts": thoughts,
-        "prompts_sha256": {t: load_prompt(t).sha256 for t in thoughts} if FLAGS.teacher == "openai" else {},
+        "prompt_style": FLAGS.prompt_style,
+        "prompts_sha256": ({t: load_prompt(t, FLAGS.prompt_style).sha256 for t in thoughts}
+                           if FLAGS.teacher == "openai" else {}),
         "settings": {name: FLAGS[name].value for name in _SETTINGS},
         "counts": {t: {"candidates": sum(c.values()), "kept": c["kept"],
                        "rejected": {r: n for r, n in sorted(c.items()) if r != "kept"}} for t, c in counts.items()},
@@ -139,9 +145,9 @@ def main(argv):
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 
 
-_SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
-             "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
-             "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
+_SETTINGS = ("teacher", "dataset", "split", "prompt_style", "samples", "limit", "synthetic_count", "max_per_thought",
+             "num_shards", "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request",
+             "concurrency", "rpm", "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
 
 if __name__ == "__main__":
     app.run(main)

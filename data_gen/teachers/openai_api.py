@@ -49,6 +49,7 @@ class ApiSettings:
     backoff_seconds: float = 1.0
     price_prompt_per_million: float = 0.0  # US dollars, for the cost report
     price_completion_per_million: float = 0.0
+    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,7 @@ class OpenAITeacher:
         s = self.settings
         requests = []
         for thought in thoughts:
-            prompt = load_prompt(thought)
+            prompt = load_prompt(thought, s.prompt_style)
             for problem in problems:
                 messages = prompt.messages(problem.question)
                 for first in range(0, samples, s.samples_per_request):

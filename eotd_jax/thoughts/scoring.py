@@ -1,32 +1,53 @@
-"""Rationale -> answer -> verdict, shared by data_gen (teacher output) and eval (student output).
+"""Rationale -> form -> answer -> verdict, shared by data_gen (teacher output) and eval (student output).
 
-CoT answers are extracted; PoT programs run and EoT systems are solved in the
-sandbox pool, in parallel. A verdict is "kept", "wrong_answer", or the failure
-reason of the thought.
+Each rationale is read first (`reading.py`: the program or system found in
+what the model wrote); CoT answers are then extracted, PoT forms run and EoT
+forms solved in the sandbox pool, in parallel. A verdict is "kept",
+"wrong_answer", or the failure reason of the thought.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.answers import answers_match, parse_number
 from eotd_jax.thoughts.cot import extract_cot_answer
 from eotd_jax.thoughts.outcome import Outcome
+from eotd_jax.thoughts.reading import read_rationale
 from eotd_jax.thoughts.sandbox import SandboxPool
 
-THOUGHTS = ("cot", "pot", "eot")
+__all__ = ["THOUGHTS", "Checked", "check", "verdict", "verify"]
 
 
-def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
-    """Answers for all records, in order; PoT and EoT go through the pool in parallel."""
-    outcomes: list[Outcome | None] = [None] * len(records)
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """The answer of one rationale and the form that produced it (None when no form was found)."""
+
+    outcome: Outcome
+    form: str | None
+
+
+def check(records: list[dict], pool: SandboxPool) -> list[Checked]:
+    """Reads and executes all records (`thought`, `rationale`), in order; PoT and EoT in parallel."""
+    readings = [read_rationale(r["thought"], r["rationale"]) for r in records]
+    outcomes: list[Outcome | None] = [
+        None if reading.form is not None else Outcome.fail(reading.failure, reading.message) for reading in readings
+    ]
     for thought in ("pot", "eot"):
-        indices = [i for i, r in enumerate(records) if r["thought"] == thought]
-        results = pool.map(thought, [records[i]["rationale"] for i in indices], progress=len(indices) > 500)
+        indices = [i for i, r in enumerate(records) if r["thought"] == thought and outcomes[i] is None]
+        results = pool.map(thought, [readings[i].form for i in indices], progress=len(indices) > 500)
         for index, outcome in zip(indices, results, strict=True):
             outcomes[index] = outcome
     for index, record in enumerate(records):
-        if record["thought"] == "cot":
-            outcomes[index] = extract_cot_answer(record["rationale"])
-    return outcomes
+        if record["thought"] == "cot" and outcomes[index] is None:
+            outcomes[index] = extract_cot_answer(readings[index].form)
+    return [Checked(outcome, reading.form) for outcome, reading in zip(outcomes, readings, strict=True)]
+
+
+def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
+    """The answers alone (the student eval's view of `check`)."""
+    return [checked.outcome for checked in check(records, pool)]
 
 
 def verdict(record: dict, outcome: Outcome) -> str:

@@ -1,0 +1,304 @@
+"""One reader per thought: what a model wrote -> the canonical form its executor takes.
+
+Real teachers and students wrap their rationales in prose, Markdown fences,
+comment lines and answer-printing scaffolds. The readers find the rationale in
+that text WITHOUT executing anything (regular expressions and `ast` only, in
+the main process); the sandbox then runs the form they return, unchanged in
+its policy. Shared by data_gen's verification and the student eval.
+
+- PoT: the code of the fenced `python` blocks (```output / console blocks
+  skipped) or the code found in the text; imports whose names are never used
+  dropped; when no top-level `ans` is assigned, the answer is made explicit:
+  the last `print(expr)` becomes `ans = expr`, a called function that returns
+  becomes `ans = f()`, a defined but never called `solution()` is called.
+- EoT: the equations of fenced blocks or of the text; comment lines (`%`, `#`,
+  `//`) and prose lines dropped; `^ × ÷ −`, `$`, thousands separators, `2x`
+  normalised. The functions and the percent reading are the parser's (`eot.py`).
+- CoT: the prose itself (`cot.py` reads its answer).
+
+The training target stays what the model wrote; the form is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+
+from eotd_jax.thoughts.outcome import Failure
+
+MAX_TEXT_CHARS = 50_000
+
+_FENCE = re.compile(r"^[ \t]*(?P<mark>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n"
+                    r"(?P<body>.*?)(?:^[ \t]*(?P=mark)[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+_OUTPUT_LANGS = frozenset("output console text txt plaintext stdout shell sh bash result results json".split())
+_CODE_START = re.compile(r"^(?:def |class |import |from \w|for |while |if |with |try:|@|print\(|[A-Za-z_][\w.]*"
+                         r"(?:\[[^\]]*\])?\s*(?:[-+*/%]|\*\*|//)?=(?!=)|[A-Za-z_][\w.]*\(.*\)\s*$|#)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """The canonical form of a rationale, or why none was found (`form` is None exactly then)."""
+
+    form: str | None
+    failure: Failure | None = None
+    message: str = ""
+
+    @classmethod
+    def fail(cls, failure: Failure, message: str) -> Reading:
+        return cls(None, failure, message[:500])
+
+
+def read_rationale(thought: str, text: str) -> Reading:
+    """The form of `text` that the executor of `thought` takes (rules in the module doc)."""
+    if len(text) > MAX_TEXT_CHARS:
+        return Reading.fail(Failure.TOO_LARGE, f"rationale longer than {MAX_TEXT_CHARS} characters")
+    readers = {"cot": read_cot, "pot": read_pot, "eot": read_eot}
+    if thought not in readers:
+        raise ValueError(f"unknown thought {thought!r}; known: {', '.join(readers)}")
+    return readers[thought](text)
+
+
+def read_cot(text: str) -> Reading:
+    text = text.strip()
+    return Reading(text) if text else Reading.fail(Failure.NO_ANSWER, "empty rationale")
+
+
+def code_blocks(text: str, output: bool = False) -> list[str]:
+    """Bodies of the Markdown fences in `text`: code blocks, or with `output` the output blocks."""
+    return [m["body"] for m in _FENCE.finditer(text) if (m["lang"].lower() in _OUTPUT_LANGS) == output]
+
+
+# ---------------------------------------------------------------------------------------------- PoT
+
+
+def read_pot(text: str) -> Reading:
+    blocks = [b for b in code_blocks(text) if b.strip()]
+    source = "\n".join(_strip_prompts(b) for b in blocks) if blocks else _code_in_prose(text)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        return Reading.fail(Failure.SYNTAX, f"no program found: {error}")
+    try:
+        _drop_unused_imports(tree)
+        _flatten_main_guard(tree)
+        _make_answer_explicit(tree)
+        return Reading(ast.unparse(ast.fix_missing_locations(tree)))
+    except RecursionError:
+        return Reading.fail(Failure.TOO_LARGE, "program nested too deeply")
+
+
+def _strip_prompts(block: str) -> str:
+    """An interpreter transcript (`>>> x = 1`) as plain code; other blocks unchanged."""
+    lines = block.splitlines()
+    if not any(line.startswith(">>>") for line in lines):
+        return block
+    return "\n".join(line[4:] for line in lines if line.startswith((">>> ", "... ", ">>>", "...")))
+
+
+def _code_in_prose(text: str) -> str:
+    """The whole text if it parses, else the lines from the first to the last one that looks like code."""
+    text = text.strip()
+    try:
+        ast.parse(text)
+        return text
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    lines = text.splitlines()
+    code = [i for i, line in enumerate(lines) if _CODE_START.match(line) or (line[:1].isspace() and line.strip())]
+    if not code:
+        return text
+    return "\n".join(lines[code[0]: code[-1] + 1])
+
+
+def _loaded_names(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def _drop_unused_imports(tree: ast.Module) -> None:
+    """Removes imported names the program never uses (`import numpy as np` as scaffolding)."""
+    used = _loaded_names(tree)
+    for node in ast.walk(tree):
+        body_fields = [f for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)]
+        for field in body_fields:
+            kept = []
+            for statement in getattr(node, field):
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    statement.names = [a for a in statement.names if a.name == "*" or _bound(a) in used]
+                    if not statement.names:
+                        continue
+                kept.append(statement)
+            setattr(node, field, kept or ([ast.Pass()] if field == "body" and node is not tree else []))
+
+
+def _bound(alias: ast.alias) -> str:
+    return alias.asname or alias.name.split(".", 1)[0]
+
+
+def _flatten_main_guard(tree: ast.Module) -> None:
+    """`if __name__ == "__main__": body` runs its body in the sandbox; make that visible to the answer search."""
+    flat = []
+    for statement in tree.body:
+        test = getattr(statement, "test", None)
+        if (isinstance(statement, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+                and test.left.id == "__name__"):
+            flat.extend(statement.body)
+        else:
+            flat.append(statement)
+    tree.body = flat
+
+
+def _assigns_ans(tree: ast.Module) -> bool:
+    for statement in tree.body:
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        for target in targets:
+            names = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+            if any(isinstance(n, ast.Name) and n.id == "ans" for n in names):
+                return True
+    return False
+
+
+def _make_answer_explicit(tree: ast.Module) -> None:
+    """Ends the program in `ans = ...` when it answers by printing, returning or a bare last expression."""
+    if _assigns_ans(tree):
+        return
+    functions = {s.name: s for s in tree.body if isinstance(s, ast.FunctionDef)}
+    for index in range(len(tree.body) - 1, -1, -1):
+        statement = tree.body[index]
+        if not isinstance(statement, ast.Expr):
+            continue
+        value = statement.value
+        if _is_print(value):
+            answer = _printed_answer(value)
+            if answer is not None:
+                tree.body[index] = _assign_ans(answer)
+                return
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in functions:
+            if _answer_by_return(functions[value.func.id]):
+                tree.body[index] = _assign_ans(value)
+                return
+        elif index == len(tree.body) - 1 and not isinstance(value, ast.Constant):
+            tree.body[index] = _assign_ans(value)  # a notebook's last expression
+            return
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    uncalled = [f for name, f in functions.items() if name not in called and _takes_no_arguments(f)]
+    chosen = functions.get("solution") if "solution" in functions else (uncalled[0] if len(uncalled) == 1 else None)
+    if chosen is not None and _takes_no_arguments(chosen) and _answer_by_return(chosen):
+        tree.body.append(_assign_ans(ast.Call(ast.Name(chosen.name, ast.Load()), [], [])))
+
+
+def _is_print(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+
+
+def _takes_no_arguments(function: ast.FunctionDef) -> bool:
+    arguments = function.args
+    required = len(arguments.posonlyargs) + len(arguments.args) - len(arguments.defaults)
+    return required == 0 and all(d is not None for d in arguments.kw_defaults)
+
+
+def _answer_by_return(function: ast.FunctionDef) -> bool:
+    """True when the function returns a value; a function that ends by printing is changed to return it."""
+    if any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
+        return True
+    last = function.body[-1]
+    if isinstance(last, ast.Expr) and _is_print(last.value) and (answer := _printed_answer(last.value)) is not None:
+        function.body[-1] = ast.Return(answer)
+        return True
+    return False
+
+
+def _assign_ans(value: ast.expr) -> ast.Assign:
+    return ast.Assign([ast.Name("ans", ast.Store())], value)
+
+
+def _printed_answer(call: ast.Call) -> ast.expr | None:
+    """The numeric expression a `print(...)` shows: the last argument that is not just text."""
+    answers = [a for a in (_shown_value(arg) for arg in call.args) if a is not None]
+    return answers[-1] if answers else None
+
+
+def _shown_value(node: ast.expr) -> ast.expr | None:
+    """The value inside a text-building expression (`f"{x:.2f} dollars"`, `"%d" % x`, `str(x)`), or the node."""
+    if isinstance(node, ast.Constant):
+        return None if isinstance(node.value, str) else node
+    if isinstance(node, ast.JoinedStr):
+        values = [v for v in node.values if isinstance(v, ast.FormattedValue)]
+        return _formatted(values[-1]) if values else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str" and node.args:
+        return _shown_value(node.args[0])
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+            and isinstance(node.func.value, ast.Constant) and node.args):
+        return _shown_value(node.args[-1])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
+        right = node.right.elts[-1] if isinstance(node.right, ast.Tuple) and node.right.elts else node.right
+        return _shown_value(right)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        parts = [p for p in (_shown_value(node.left), _shown_value(node.right)) if p is not None]
+        return parts[-1] if parts else None
+    return node
+
+
+def _formatted(value: ast.FormattedValue) -> ast.expr:
+    """`{x:.2f}` shows x rounded to 2 places; other format specs show the value itself."""
+    spec = value.format_spec
+    if isinstance(spec, ast.JoinedStr) and len(spec.values) == 1 and isinstance(spec.values[0], ast.Constant):
+        if match := re.fullmatch(r",?\.(\d)f", str(spec.values[0].value)):
+            return ast.Call(ast.Name("round", ast.Load()), [value.value, ast.Constant(int(match[1]))], [])
+    return value.value
+
+
+# ---------------------------------------------------------------------------------------------- EoT
+
+_COMMENT_LINE = re.compile(r"^\s*(?:%|#|//|--)")
+_LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[*•]|-(?=\s+[A-Za-z_]))\s+")
+_CHARACTERS = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "∕": "/", "−": "-", "–": "-",
+                             "—": "-", "$": None, "`": None, "≠": "!"})
+_THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.]|,\d)")
+_IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![eE][-+]?\d)|(\))\s*(?=[A-Za-z_(])")
+_TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
+_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re.IGNORECASE)
+
+
+def read_eot(text: str) -> Reading:
+    blocks = [b for b in code_blocks(text) if "=" in b]
+    lines = "\n".join(blocks).splitlines() if blocks else text.splitlines()
+    equations, answer_name = [], None
+    for raw in lines:
+        if _COMMENT_LINE.match(raw):
+            if match := _ANSWER_IS.search(raw.rstrip()):
+                answer_name = match[1]
+            continue
+        line = _normalise_equation(raw)
+        if line is not None:
+            equations.append(line)
+        elif match := _ANSWER_IS.search(raw.strip()):
+            answer_name = match[1]
+    if not equations:
+        return Reading.fail(Failure.SYNTAX, "no equations found")
+    if answer_name and answer_name != "ans" and not any(re.match(r"\s*ans\s*=", e) for e in equations):
+        equations.append(f"ans = {answer_name}")  # "% ... The answer is meals:" with no `ans` line
+    return Reading("\n".join(equations))
+
+
+def _normalise_equation(line: str) -> str | None:
+    """One equation in the parser's notation, or None for a line that is prose or empty."""
+    line = _LIST_MARK.sub("", line.translate(_CHARACTERS)).strip()
+    line = _TRAILING_COMMENT.sub("", line).rstrip(" .,;:")
+    if "=" not in line:
+        return None
+    line = line.replace("^", "**")
+    line = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), line)
+    line = _IMPLICIT_PRODUCT.sub(lambda m: (m[1] or m[2]) + " * ", line)
+    if _PROSE.search(line.split("#", 1)[0]) and not _parses(line):
+        return None  # "Let x = the number of meals"
+    return line
+
+
+def _parses(line: str) -> bool:
+    sides = line.split("#", 1)[0].replace("==", "=").split("=")
+    try:
+        return len(sides) == 2 and all(ast.parse(s.strip(), mode="eval") for s in sides)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
