@@ -40,7 +40,7 @@ def extract_cot_answer(text: str, last_number_fallback: bool = True) -> Outcome:
     text = text.replace("\u2212", "-")
     tails = [(m.end(), _sentence(text, m.end()), marker is not _ANSWER_LABEL)
              for marker in _MARKERS for m in marker.finditer(text)]
-    tails += [(start, _latex_free(body), True) for start, body in _boxed(text)]
+    tails += [(start, body, True) for start, body in _boxed(text)]
     for start, tail, first in sorted(tails, key=lambda t: t[0], reverse=True):
         value = _choose(tail, text[:start], first)
         if value is not None:
@@ -70,7 +70,7 @@ def _sentence(text: str, start: int) -> str:
 
 def _choose(sentence: str, before: str, first: bool) -> Fraction | None:
     """The answer among the numbers of one marked sentence (rule in the module doc)."""
-    sentence = sentence.replace("**", " ")
+    sentence = _latex_free(sentence.replace("**", " "))
     if "=" in sentence:
         sentence = sentence.rsplit("=", 1)[1]
     values = [v for v in (parse_number(n.replace(" ", "")) for n in _NUMBER.findall(sentence)) if v is not None]

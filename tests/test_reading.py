@@ -1,0 +1,300 @@
+"""Rationale readers on what real models write, verified end to end in the sandbox.
+
+The fixtures imitate the formats of real teachers on GSM8K / SVAMP: the EoT
+paper's `%`-comment systems, ToRA's prose + ```python + ```output + \\boxed,
+gpt-3.5-turbo's fenced programs that print, Codex's PAL `def solution()`,
+text-davinci-003's bare code and answer sentences. Each correct one must be
+kept; each is also checked against a wrong gold answer, which must never be kept.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from eotd_jax.thoughts.outcome import Failure
+from eotd_jax.thoughts.reading import read_rationale
+from eotd_jax.thoughts.scoring import check, verdict
+
+ANGELA = """System of linear equations: (Do not simplify)
+% Assume Angela delivers x meals:
+meals = x
+% She needs to deliver 8 times as many packages as meals:
+packages = 8 * meals
+% She needs to deliver 27 meals and packages combined:
+packages + meals = 27
+% How many meals does she deliver? The answer is meals:
+ans = meals"""
+
+PAPER_EOT = [
+    (ANGELA, 3),
+    ("""% Janet's ducks lay 16 eggs per day:
+eggs = 16
+% She eats three for breakfast and bakes muffins with four:
+used = 3 + 4
+% She sells the remainder at $2 per egg:
+income = (eggs − used) × 2
+% How much in dollars does she make every day? The answer is income:
+ans = income""", 18),
+    ("""% A bakery sells 1,000 cookies a week at $0.5 each:
+revenue = 1,000 * 0.5
+% Rent is 2^8 dollars a week:
+rent = 2^8
+% Profit is revenue minus rent:
+profit = revenue - rent
+% What is the weekly profit? The answer is profit:
+ans = profit""", 244),
+    ("""% Each bus holds 40 students; 130 students go on the trip:
+buses = ceil(130 / 40)
+% How many buses are needed? The answer is buses:
+ans = buses""", 4),
+    ("""```
+% John splits 25 apples evenly among 4 friends and keeps the rest:
+each = floor(25 ÷ 4)
+% The rest:
+kept = 25 - 4 * each
+% How many does he keep? The answer is kept:
+ans = kept
+```""", 1),
+    ("""% Let x be the smaller number; the two add to 50:
+x + y = 50
+% one is 8 more than the other
+y = x + 8
+% How big is the larger number? The answer is y:""", 29),  # no `ans` line: the comment names it
+]
+
+TORA = [
+    ("""To find how much Janet makes, we compute the eggs she sells and multiply by the price.
+
+```python
+def daily_income():
+    \"\"\"Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4. She sells the rest at $2.\"\"\"
+    eggs_per_day = 16
+    eggs_eaten = 3
+    eggs_baked = 4
+    eggs_sold = eggs_per_day - eggs_eaten - eggs_baked
+    price_per_egg = 2
+    total_income = eggs_sold * price_per_egg
+    return total_income
+
+total_income = daily_income()
+print(total_income)
+```
+```output
+18
+```
+Janet makes $\\boxed{18}$ dollars every day at the farmers' market.""", 18),
+    ("""Let's solve this problem using Python code.
+```python
+bolts_blue = 2
+bolts_white = bolts_blue / 2
+total_bolts = bolts_blue + bolts_white
+print(total_bolts)
+```
+```output
+3.0
+```
+It takes \\boxed{3} bolts in total.""", 3),
+    ("""```python
+from sympy import Rational
+
+def remaining_windows():
+    total = 14
+    installed = 8
+    hours_each = 8
+    return (total - installed) * hours_each
+```
+```python
+hours = remaining_windows()
+print(f"The builder needs {hours} more hours.")
+```
+```output
+The builder needs 48 more hours.
+```
+The answer is $\\boxed{48}$.""", 48),
+]
+
+GPT_FENCED_PRINT = [
+    ("""Here's a Python program that solves the problem:
+
+```python
+# Weng earns $12 an hour for babysitting
+hourly_rate = 12
+minutes = 50
+earnings = hourly_rate / 60 * minutes
+print("Weng earned:", earnings)
+```
+
+When you run this program it prints 10.0, so Weng earned $10.""", 10),
+    ("""```python
+price = 5
+quantity = 3
+total = price * quantity
+print(f"The total cost is ${total:.2f}")
+```""", 15),
+    ("""```py
+>>> flour_cups = 2.5
+>>> batches = 4
+>>> flour_cups * batches
+10.0
+```""", 10),
+]
+
+FUNCTION_POT = [
+    ("""def solution():
+    \"\"\"Olivia has $23. She bought five bagels for $3 each. How much money does she have left?\"\"\"
+    money_initial = 23
+    bagels = 5
+    bagel_cost = 3
+    money_spent = bagels * bagel_cost
+    money_left = money_initial - money_spent
+    result = money_left
+    return result""", 8),
+    ("""def main():
+    apples = 10
+    eaten = 3
+    print(apples - eaten)
+
+
+if __name__ == "__main__":
+    main()""", 7),
+    ("""def cost_per_person(total, people):
+    return total / people
+
+print(cost_per_person(120, 4))""", 30),
+    ("""def compute_total_pages():
+    pages_per_day = 3 * 2
+    return pages_per_day * 365 // 3 * 2
+
+
+compute_total_pages()""", 1460),
+]
+
+UNUSED_IMPORTS = [
+    ("import numpy as np\nimport math\n\nchickens = 20\nfeed_each = 3\nans = chickens * feed_each", 60),
+    ("```python\nimport numpy as np\nfrom sympy import symbols, solve\n\ntotal = 48 + 48 / 2\nprint(total)\n```", 72),
+    ("import math\nimport pandas as pd\n\ndef solution():\n    return math.ceil(15 / 4)", 4),
+]
+
+COT = [
+    ("Natalia sold 48 / 2 = 24 clips in May.\nAltogether she sold 48 + 24 = 72 clips.\nAnswer: 72", 72),
+    ("14 - 8 = 6 windows are left. Each takes 8 hours, 6 * 8 = 48.\n"
+     "Answer: It will take the builder 48 hours to install the remaining 6 windows.", 48),
+    ("She has 20 - 5 = 15 dollars left.\n\n**Answer:** $15", 15),
+    ("The total is 3 \\times 4 = 12, so the answer is $\\boxed{12}$.", 12),
+    ("Betty has 100 / 2 = 50 dollars.\nShe needs 100 - 50 - 15 - 30 = 5 more.\n#### 5", 5),
+    ("Weng earns 12 / 60 = $0.2 per minute.\n0.2 * 50 = 10.\nSo Weng earned $10 for 50 minutes of babysitting.", 10),
+    ("She sells 16 - 3 - 4 = 9 eggs, making 9 * 2 = 18 dollars.\n"
+     "Therefore, Janet makes $18 every day.\nNote that a dozen is 12 eggs.", 18),
+    ("A: The final answer is $\\frac{3}{4}$. I hope it is correct.", "3/4"),
+    ("It costs 1,000 + 250 = 1,250 dollars. The answer is 1,250.", 1250),
+]
+
+FORMAT_CLASSES = {
+    "paper_eot": ("eot", PAPER_EOT),
+    "tora_prose_fences": ("pot", TORA),
+    "gpt_fenced_print": ("pot", GPT_FENCED_PRINT),
+    "function_pot": ("pot", FUNCTION_POT),
+    "unused_imports": ("pot", UNUSED_IMPORTS),
+    "cot_phrasings": ("cot", COT),
+}
+
+WRONG = [
+    # The printed value is wrong; the output block and \boxed claim the right answer.
+    ("pot", "```python\neggs = 16 - 3 - 4\nprint(eggs * 3)\n```\n```output\n18\n```\nSo she makes $\\boxed{18}$.", 18,
+     "wrong_answer"),
+    # Right prose and a right final sentence around a program that computes something else.
+    ("pot", "Each of the 6 remaining windows takes 8 hours, so 6 * 8 = 48 hours.\n```python\nprint(14 + 8)\n```\n"
+     "The answer is 48.", 48, "wrong_answer"),
+    ("pot", "def solution():\n    return 23 - 5 * 3 + 1", 8, "wrong_answer"),
+    # A system that does not solve stays rejected, whatever its comments claim.
+    ("eot", "% The answer is 3:\nmeals + packages = 27\nans = meals", 3, "underdetermined"),
+    ("eot", "% Two facts that contradict:\nx = 1\nx = 2\nans = x", 1, "inconsistent"),
+    ("eot", "% 0/0 is not an answer:\ny = 1\nans = (y - 1) / (y - 1)", 1, "error"),
+    # A scaffold import that IS used stays forbidden: the sandbox is never loosened for it.
+    ("pot", "import numpy as np\nans = int(np.sum([8, 8]))", 16, "forbidden"),
+    ("pot", "```python\nimport os\nprint(os.getcwd())\n```", 0, "forbidden"),
+    # Prose without a program, and a program that answers nothing.
+    ("pot", "The answer is 72.", 72, "syntax"),
+    ("pot", "```python\nx = 72\n```", 72, "no_ans"),
+    ("cot", "I could not work this out.", 5, "no_answer"),
+]
+
+
+def _records(thought: str, examples) -> list[dict]:
+    return [{"thought": thought, "rationale": text, "answer": str(answer)} for text, answer in examples]
+
+
+@pytest.mark.parametrize("name", sorted(FORMAT_CLASSES))
+def test_every_correct_rationale_of_a_format_class_is_kept(name, pool):
+    thought, examples = FORMAT_CLASSES[name]
+    assert len(examples) >= 3
+    records = _records(thought, examples)
+    results = check(records, pool)
+    verdicts = [(verdict(r, c.outcome), c.outcome.message) for r, c in zip(records, results, strict=True)]
+    assert [v for v, _ in verdicts] == ["kept"] * len(records), verdicts
+
+
+@pytest.mark.parametrize("name", sorted(FORMAT_CLASSES))
+def test_nothing_wrong_is_ever_kept(name, pool):
+    thought, examples = FORMAT_CLASSES[name]
+    records = [{**r, "answer": r["answer"] + "1"} for r in _records(thought, examples)]  # 18 -> 181, 3/4 -> 3/41
+    results = check(records, pool)
+    assert all(verdict(r, c.outcome) != "kept" for r, c in zip(records, results, strict=True))
+
+
+@pytest.mark.parametrize("thought, text, answer, expected", WRONG)
+def test_wrong_or_unreadable_rationales_are_rejected(thought, text, answer, expected, pool):
+    record = {"thought": thought, "rationale": text, "answer": str(answer)}
+    (result,) = check([record], pool)
+    assert verdict(record, result.outcome) == expected, result
+
+
+def test_pot_form_is_a_program_ending_in_ans():
+    form = read_rationale("pot", TORA[0][0]).form
+    tree = ast.parse(form)
+    assert ast.unparse(tree.body[-1]) == "ans = total_income"
+    assert "print" not in form and "output" not in form and "boxed" not in form
+    assert read_rationale("pot", FUNCTION_POT[0][0]).form.endswith("ans = solution()")
+    assert "numpy" not in read_rationale("pot", UNUSED_IMPORTS[0][0]).form
+    assert "import math" in read_rationale("pot", UNUSED_IMPORTS[2][0]).form  # used, so kept
+
+
+def test_pot_with_ans_is_left_as_written():
+    text = "price = 3\nans = price * 4\nprint('done', ans)"
+    assert read_rationale("pot", text).form == "price = 3\nans = price * 4\nprint('done', ans)"
+
+
+def test_eot_form_is_the_parsers_notation():
+    assert read_rationale("eot", ANGELA).form == "meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals"
+    form = read_rationale("eot", PAPER_EOT[1][0]).form
+    assert "income = (eggs - used) * 2" in form and "%" not in form
+    assert read_rationale("eot", "2x + 3(y) = 11").form == "2 * x + 3 * (y) = 11"
+    assert read_rationale("eot", "total = 1,000,000 - 2,500").form == "total = 1000000 - 2500"
+
+
+def test_reader_executes_nothing(monkeypatch):
+    """Reading hostile text only parses it: no eval/exec/compile and no sympify in the main process."""
+    import builtins
+
+    import sympy
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reader must not evaluate untrusted text")
+
+    real_compile = builtins.compile
+
+    def parse_only(source, filename, mode, flags=0, *args, **kwargs):
+        assert flags & ast.PyCF_ONLY_AST, "the reader may parse, never compile to code"
+        return real_compile(source, filename, mode, flags, *args, **kwargs)
+
+    for name in ("eval", "exec"):
+        monkeypatch.setattr(builtins, name, refuse)
+    monkeypatch.setattr(builtins, "compile", parse_only)
+    monkeypatch.setattr(sympy, "sympify", refuse)
+    hostile = "```python\nimport os\nprint(os.system('touch /tmp/reader-pwned'))\n```"
+    assert read_rationale("pot", hostile).form == "import os\nans = os.system('touch /tmp/reader-pwned')"
+    assert read_rationale("eot", "% x\nans = __import__('os').system('id')").form is not None
+    assert read_rationale("pot", "x = (" * 300).failure is Failure.SYNTAX
+    assert read_rationale("pot", "ans = 1\n" * 30_000).failure is Failure.TOO_LARGE
