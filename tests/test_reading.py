@@ -171,6 +171,15 @@ print(cost_per_person(120, 4))""", 30),
 compute_total_pages()""", 1460),
 ]
 
+NUMERIC_SCAFFOLDS = [
+    ("import numpy as np\n\nhours = 15 / 4\ndays = np.ceil(hours)\nprint(int(days))", 4),
+    ("```python\nimport numpy as np\nscores = [80, 90, 100]\naverage = np.mean(scores)\n"
+     "print(np.round(average, 2))\n```", 90),
+    ("```python\nfrom sympy import Rational\n\ndef earnings():\n    hourly_rate = 12\n    minutes = 50\n"
+     "    return Rational(hourly_rate, 60) * minutes\n\nprint(earnings())\n```\n```output\n10\n```\n"
+     "Weng earned $\\boxed{10}$.", 10),
+]
+
 UNUSED_IMPORTS = [
     ("import numpy as np\nimport math\n\nchickens = 20\nfeed_each = 3\nans = chickens * feed_each", 60),
     ("```python\nimport numpy as np\nfrom sympy import symbols, solve\n\ntotal = 48 + 48 / 2\nprint(total)\n```", 72),
@@ -189,6 +198,12 @@ COT = [
      "Therefore, Janet makes $18 every day.\nNote that a dozen is 12 eggs.", 18),
     ("A: The final answer is $\\frac{3}{4}$. I hope it is correct.", "3/4"),
     ("It costs 1,000 + 250 = 1,250 dollars. The answer is 1,250.", 1250),
+    ("Let's think step by step. Roger has 5 balls and buys 2 cans of 3, so 5 + 6 = 11.\n"
+     "Therefore, the answer (arabic numerals) is 11.", 11),
+    ("There are 15 trees and later 21, so 21 - 15 = 6 were planted. The answer is 6.\n\n"
+     "Q: If there are 3 cars in the parking lot and 2 more arrive, how many cars are there?\n"
+     "A: There are 3 + 2 = 5 cars. The answer is 5.", 6),  # a completion model going on with the next question
+    ("The temperature drops from 5 to −3 degrees, a change of −8.\nAnswer: −8", -8),
 ]
 
 FORMAT_CLASSES = {
@@ -197,6 +212,7 @@ FORMAT_CLASSES = {
     "gpt_fenced_print": ("pot", GPT_FENCED_PRINT),
     "function_pot": ("pot", FUNCTION_POT),
     "unused_imports": ("pot", UNUSED_IMPORTS),
+    "numeric_scaffolds": ("pot", NUMERIC_SCAFFOLDS),
     "cot_phrasings": ("cot", COT),
 }
 
@@ -213,7 +229,12 @@ WRONG = [
     ("eot", "% Two facts that contradict:\nx = 1\nx = 2\nans = x", 1, "inconsistent"),
     ("eot", "% 0/0 is not an answer:\ny = 1\nans = (y - 1) / (y - 1)", 1, "error"),
     # A scaffold import that IS used stays forbidden: the sandbox is never loosened for it.
-    ("pot", "import numpy as np\nans = int(np.sum([8, 8]))", 16, "forbidden"),
+    ("pot", "import numpy as np\nans = int(np.array([8, 8]).sum())", 16, "forbidden"),
+    ("pot", "from sympy import symbols, solve\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 3, "forbidden"),
+    # A plain fence after the program showing a made-up output is not code: the program's own value counts.
+    ("pot", "```python\nprice = 5\nprint(price * 3)\n```\nOutput:\n```\n18\n```", 18, "wrong_answer"),
+    # A bare `Answer = 18` literal is not the program's result.
+    ("pot", "eggs = 16 - 3 - 4\nmoney = eggs * 3\nAnswer = 18", 18, "no_ans"),
     ("pot", "```python\nimport os\nprint(os.getcwd())\n```", 0, "forbidden"),
     # Prose without a program, and a program that answers nothing.
     ("pot", "The answer is 72.", 72, "syntax"),

@@ -2,6 +2,7 @@
 
 Rules, first that finds a number wins:
 1. the last explicit answer marker in the text: "The (final) answer is N",
+   "the answer (arabic numerals) is N", "the answer would be N",
    "Answer: N" / "**Answer:** N", a "#### N" line, `\\boxed{N}`;
 2. the last concluding sentence ("Therefore / Thus / So / Hence / In total ...")
    when no calculation follows it;
@@ -24,7 +25,9 @@ from eotd_jax.thoughts.outcome import Failure, Outcome
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?\s*/\s*\d+(?![\d.,])|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d*\.?\d+")
 _ANSWER_LABEL = re.compile(r"\banswer\s*(?:\*\*)?\s*[:=]\s*(?:\*\*)?", re.IGNORECASE)
-_MARKERS = (re.compile(r"answer\s+is\s*:?", re.IGNORECASE), _ANSWER_LABEL, re.compile(r"^\s*####", re.MULTILINE))
+_ANSWER_IS = re.compile(r"answer\s*(?:\([^()\n]{0,30}\)\s*)?(?:is|would\s+be|will\s+be|should\s+be)\s*:?",
+                        re.IGNORECASE)  # also zero-shot CoT's "Therefore, the answer (arabic numerals) is"
+_MARKERS = (_ANSWER_IS, _ANSWER_LABEL, re.compile(r"^\s*####", re.MULTILINE))
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _CONCLUSION = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:[*#>-]+\s*)?(?:therefore|thus|so|hence|in total|"
                          r"altogether|in conclusion|finally|overall)\b", re.IGNORECASE | re.MULTILINE)

@@ -31,7 +31,10 @@ MAX_TEXT_CHARS = 50_000
 
 _FENCE = re.compile(r"^[ \t]*(?P<mark>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n"
                     r"(?P<body>.*?)(?:^[ \t]*(?P=mark)[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
-_OUTPUT_LANGS = frozenset("output console text txt plaintext stdout shell sh bash result results json".split())
+_OUTPUT_LANGS = frozenset("output console stdout stderr result results".split())
+_CODE_LANGS = frozenset("python py python3 py3 ipython pycon code".split()) | {""}
+_FAILED_RUN = re.compile(r"Traceback \(most recent call last\)|^\w*(?:Error|Exception)\b", re.MULTILINE)
+_NEXT_QUESTION = re.compile(r"\n[ \t]*(?:Q|Question|Problem)[ \t]*\d*[ \t]*:")
 _CODE_START = re.compile(r"^(?:def |class |import |from \w|for |while |if |with |try:|@|print\(|[A-Za-z_][\w.]*"
                          r"(?:\[[^\]]*\])?\s*(?:[-+*/%]|\*\*|//)?=(?!=)|[A-Za-z_][\w.]*\(.*\)\s*$|#)")
 
@@ -56,7 +59,14 @@ def read_rationale(thought: str, text: str) -> Reading:
     readers = {"cot": read_cot, "pot": read_pot, "eot": read_eot}
     if thought not in readers:
         raise ValueError(f"unknown thought {thought!r}; known: {', '.join(readers)}")
-    return readers[thought](text)
+    return readers[thought](_without_next_question(text))
+
+
+def _without_next_question(text: str) -> str:
+    """A completion model that goes on to write the next "Q: ..." of its few-shot prompt: that part is cut."""
+    text = text.strip()
+    match = _NEXT_QUESTION.search(text)
+    return text[: match.start()] if match else text
 
 
 def read_cot(text: str) -> Reading:
@@ -64,28 +74,55 @@ def read_cot(text: str) -> Reading:
     return Reading(text) if text else Reading.fail(Failure.NO_ANSWER, "empty rationale")
 
 
-def code_blocks(text: str, output: bool = False) -> list[str]:
-    """Bodies of the Markdown fences in `text`: code blocks, or with `output` the output blocks."""
-    return [m["body"] for m in _FENCE.finditer(text) if (m["lang"].lower() in _OUTPUT_LANGS) == output]
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each Markdown fence in `text`, in order; an unclosed last fence runs to the end."""
+    return [(m["lang"].lower(), m["body"]) for m in _FENCE.finditer(text)]
+
+
+def program_blocks(text: str) -> list[str]:
+    """The Python blocks of a reply, without those whose ```output block shows they failed (a later one retries)."""
+    blocks, fences = [], fenced_blocks(text)
+    for index, (lang, body) in enumerate(fences):
+        if lang not in _CODE_LANGS or not _is_code(body):
+            continue
+        following = fences[index + 1] if index + 1 < len(fences) else ("", "")
+        if following[0] in _OUTPUT_LANGS and _FAILED_RUN.search(following[1]):
+            continue
+        blocks.append(body)
+    return blocks
 
 
 # ---------------------------------------------------------------------------------------------- PoT
 
 
 def read_pot(text: str) -> Reading:
-    blocks = [b for b in code_blocks(text) if b.strip()]
+    blocks = program_blocks(text)
     source = "\n".join(_strip_prompts(b) for b in blocks) if blocks else _code_in_prose(text)
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return Reading.fail(Failure.SYNTAX, f"no program found: {error}")
     try:
+        _portable_numerics(tree)
         _drop_unused_imports(tree)
         _flatten_main_guard(tree)
         _make_answer_explicit(tree)
         return Reading(ast.unparse(ast.fix_missing_locations(tree)))
     except RecursionError:
         return Reading.fail(Failure.TOO_LARGE, "program nested too deeply")
+
+
+def _is_code(block: str) -> bool:
+    """A block that does something (assigns, defines, imports, loops, calls); not a bare `18` shown as output."""
+    try:
+        tree = ast.parse(_strip_prompts(block))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ">>>" not in block and bool(_CODE_START.match(block.lstrip()))  # broken code still counts as code
+    return any(isinstance(node, _CODE_NODES) for node in ast.walk(tree))
+
+
+_CODE_NODES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.FunctionDef, ast.Import, ast.ImportFrom, ast.For,
+               ast.While, ast.If, ast.Call, ast.BinOp)
 
 
 def _strip_prompts(block: str) -> str:
@@ -109,6 +146,48 @@ def _code_in_prose(text: str) -> str:
     if not code:
         return text
     return "\n".join(lines[code[0]: code[-1] + 1])
+
+
+# numpy scalar helpers that the standard library computes the same way (numpy itself is not in the sandbox).
+_NUMPY_EQUIVALENTS = {
+    "ceil": "math.ceil", "floor": "math.floor", "trunc": "math.trunc", "sqrt": "math.sqrt", "exp": "math.exp",
+    "log": "math.log", "log10": "math.log10", "log2": "math.log2", "pi": "math.pi", "e": "math.e",
+    "prod": "math.prod", "round": "round", "around": "round", "abs": "abs", "absolute": "abs", "sum": "sum",
+    "max": "max", "amax": "max", "maximum": "max", "min": "min", "amin": "min", "minimum": "min", "power": "pow",
+    "mean": "statistics.mean", "median": "statistics.median",
+}
+_SYMPY_EQUIVALENTS = {"Rational": ("fractions", "Fraction")}  # exact fractions, as sympy computes them
+
+
+def _portable_numerics(tree: ast.Module) -> None:
+    """`np.ceil(x)` -> `math.ceil(x)`, `from sympy import Rational` -> `Fraction`: same values, allowed modules.
+
+    A program that uses anything else of numpy or sympy keeps its import and is refused by the sandbox.
+    """
+    numpy_names = {_bound(a) for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+                   if a.name == "numpy"}
+    needed = set()
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_Attribute(self, node):
+            if isinstance(node.value, ast.Name) and node.value.id in numpy_names and node.attr in _NUMPY_EQUIVALENTS:
+                module, _, name = _NUMPY_EQUIVALENTS[node.attr].rpartition(".")
+                if module:
+                    needed.add(module)
+                    return ast.copy_location(ast.Attribute(ast.Name(module, ast.Load()), name, node.ctx), node)
+                return ast.copy_location(ast.Name(name, node.ctx), node)
+            return self.generic_visit(node)
+
+    if numpy_names:
+        Rewrite().visit(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "sympy":
+            for alias in node.names:
+                if alias.name in _SYMPY_EQUIVALENTS:
+                    module, name = _SYMPY_EQUIVALENTS[alias.name]
+                    tree.body.insert(0, ast.ImportFrom(module, [ast.alias(name, alias.asname or alias.name)], 0))
+            node.names = [a for a in node.names if a.name not in _SYMPY_EQUIVALENTS]  # emptied: dropped below
+    tree.body[:0] = [ast.Import([ast.alias(module)]) for module in sorted(needed)]
 
 
 def _loaded_names(tree: ast.AST) -> set[str]:
@@ -180,11 +259,39 @@ def _make_answer_explicit(tree: ast.Module) -> None:
         elif index == len(tree.body) - 1 and not isinstance(value, ast.Constant):
             tree.body[index] = _assign_ans(value)  # a notebook's last expression
             return
+    if _nested_prints_to_ans(tree.body):
+        return
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     uncalled = [f for name, f in functions.items() if name not in called and _takes_no_arguments(f)]
     chosen = functions.get("solution") if "solution" in functions else (uncalled[0] if len(uncalled) == 1 else None)
     if chosen is not None and _takes_no_arguments(chosen) and _answer_by_return(chosen):
         tree.body.append(_assign_ans(ast.Call(ast.Name(chosen.name, ast.Load()), [], [])))
+        return
+    named = [s.targets[0].id for s in tree.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+             and isinstance(s.targets[0], ast.Name) and _ANSWER_NAME.search(s.targets[0].id)
+             and not isinstance(s.value, ast.Constant)]
+    if named:  # `result = money_left` as the program's last word
+        tree.body.append(_assign_ans(ast.Name(named[-1], ast.Load())))
+
+
+_ANSWER_NAME = re.compile(r"answer|result", re.IGNORECASE)
+
+
+def _nested_prints_to_ans(body: list[ast.stmt]) -> bool:
+    """Prints inside top-level `if` / `for` / `while` / `with` / `try` become `ans = ...` (the last one run wins)."""
+    changed = False
+    for statement in body:
+        if isinstance(statement, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(statement, field, [])
+                for index, inner in enumerate(block):
+                    if isinstance(inner, ast.Expr) and _is_print(inner.value):
+                        if (answer := _printed_answer(inner.value)) is not None:
+                            block[index], changed = _assign_ans(answer), True
+                changed = _nested_prints_to_ans(block) or changed
+            for handler in getattr(statement, "handlers", []):
+                changed = _nested_prints_to_ans(handler.body) or changed
+    return changed
 
 
 def _is_print(node: ast.AST) -> bool:
@@ -262,7 +369,7 @@ _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re
 
 
 def read_eot(text: str) -> Reading:
-    blocks = [b for b in code_blocks(text) if "=" in b]
+    blocks = [body for lang, body in fenced_blocks(text) if lang not in _OUTPUT_LANGS and "=" in body]
     lines = "\n".join(blocks).splitlines() if blocks else text.splitlines()
     equations, answer_name = [], None
     for raw in lines:
