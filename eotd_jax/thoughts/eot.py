@@ -114,6 +114,8 @@ def _is_zero(value: sympy.Expr) -> bool:
 
 def _check_size(expression: sympy.Expr) -> None:
     """Bounds the degree in the unknowns and the digits of every number (before sympy works on it)."""
+    if expression.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        raise EquationError(Failure.ERROR, "division by zero")
     if _degree(expression) > MAX_DEGREE:
         raise EquationError(Failure.TOO_LARGE, f"an equation has degree above {MAX_DEGREE} in its unknowns")
     for number in expression.atoms(sympy.Rational):
