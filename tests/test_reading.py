@@ -178,6 +178,10 @@ NUMERIC_SCAFFOLDS = [
     ("```python\nfrom sympy import Rational\n\ndef earnings():\n    hourly_rate = 12\n    minutes = 50\n"
      "    return Rational(hourly_rate, 60) * minutes\n\nprint(earnings())\n```\n```output\n10\n```\n"
      "Weng earned $\\boxed{10}$.", 10),
+    ("```python\nfrom sympy import Rational, simplify\n\ndef pie_left():\n    eaten = Rational(3, 8) + Rational(1, 4)\n"
+     "    return simplify(1 - eaten)\n\nleft = pie_left()\nprint(left)\n```\n```output\n3/8\n```\n"
+     "There is $\\boxed{\\frac{3}{8}}$ of the pie left.", "3/8"),
+    ("import sympy as sp\nimport numpy as np\nside = sp.sqrt(49)\nans = np.floor(side * 4 / 3)", 9),
 ]
 
 UNUSED_IMPORTS = [

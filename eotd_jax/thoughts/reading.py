@@ -148,45 +148,74 @@ def _code_in_prose(text: str) -> str:
     return "\n".join(lines[code[0]: code[-1] + 1])
 
 
-# numpy scalar helpers that the standard library computes the same way (numpy itself is not in the sandbox).
-_NUMPY_EQUIVALENTS = {
-    "ceil": "math.ceil", "floor": "math.floor", "trunc": "math.trunc", "sqrt": "math.sqrt", "exp": "math.exp",
-    "log": "math.log", "log10": "math.log10", "log2": "math.log2", "pi": "math.pi", "e": "math.e",
-    "prod": "math.prod", "round": "round", "around": "round", "abs": "abs", "absolute": "abs", "sum": "sum",
-    "max": "max", "amax": "max", "maximum": "max", "min": "min", "amin": "min", "minimum": "min", "power": "pow",
-    "mean": "statistics.mean", "median": "statistics.median",
+# Scalar helpers of numpy and sympy that the standard library computes to the same value (neither module
+# is in the sandbox). ToRA's prompt asks for sympy's `Rational`; PoT prompts open with `import numpy as np`.
+# "" means the identity (`simplify(x)` is x).
+_EQUIVALENTS = {
+    "numpy": {
+        "ceil": "math.ceil", "floor": "math.floor", "trunc": "math.trunc", "sqrt": "math.sqrt", "exp": "math.exp",
+        "log": "math.log", "log10": "math.log10", "log2": "math.log2", "pi": "math.pi", "e": "math.e",
+        "prod": "math.prod", "round": "round", "around": "round", "abs": "abs", "absolute": "abs", "sum": "sum",
+        "max": "max", "amax": "max", "maximum": "max", "min": "min", "amin": "min", "minimum": "min",
+        "power": "pow", "mean": "statistics.mean", "median": "statistics.median",
+    },
+    "sympy": {
+        "Rational": "fractions.Fraction", "Integer": "int", "Float": "float", "N": "float", "sqrt": "math.sqrt",
+        "pi": "math.pi", "E": "math.e", "floor": "math.floor", "ceiling": "math.ceil", "Abs": "abs", "Min": "min",
+        "Max": "max", "simplify": "", "nsimplify": "",
+    },
 }
-_SYMPY_EQUIVALENTS = {"Rational": ("fractions", "Fraction")}  # exact fractions, as sympy computes them
 
 
 def _portable_numerics(tree: ast.Module) -> None:
-    """`np.ceil(x)` -> `math.ceil(x)`, `from sympy import Rational` -> `Fraction`: same values, allowed modules.
+    """`np.ceil(x)` -> `math.ceil(x)`, sympy's `Rational(1, 2)` -> `fractions.Fraction(1, 2)`, ...
 
-    A program that uses anything else of numpy or sympy keeps its import and is refused by the sandbox.
+    Only names in `_EQUIVALENTS` are rewritten; a program that uses anything
+    else of numpy or sympy keeps its import and is refused by the sandbox.
     """
-    numpy_names = {_bound(a) for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
-                   if a.name == "numpy"}
-    needed = set()
+    modules: dict[str, str] = {}  # local name of an imported module -> module
+    imported: dict[str, str] = {}  # local name of a from-imported helper -> its equivalent
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update({_bound(a): a.name for a in node.names if a.name in _EQUIVALENTS})
+        elif isinstance(node, ast.ImportFrom) and node.module in _EQUIVALENTS and not node.level:
+            known = _EQUIVALENTS[node.module]
+            imported.update({a.asname or a.name: known[a.name] for a in node.names if a.name in known})
+            node.names = [a for a in node.names if a.name not in known]  # emptied: dropped as unused
+    if not modules and not imported:
+        return
+    needed: set[str] = set()
+
+    def equivalent(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            return imported.get(node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            return _EQUIVALENTS[modules[node.value.id]].get(node.attr)
+        return None
 
     class Rewrite(ast.NodeTransformer):
-        def visit_Attribute(self, node):
-            if isinstance(node.value, ast.Name) and node.value.id in numpy_names and node.attr in _NUMPY_EQUIVALENTS:
-                module, _, name = _NUMPY_EQUIVALENTS[node.attr].rpartition(".")
-                if module:
-                    needed.add(module)
-                    return ast.copy_location(ast.Attribute(ast.Name(module, ast.Load()), name, node.ctx), node)
-                return ast.copy_location(ast.Name(name, node.ctx), node)
+        def visit_Call(self, node):
+            if equivalent(node.func) == "" and len(node.args) == 1 and not node.keywords:
+                return self.visit(node.args[0])
             return self.generic_visit(node)
 
-    if numpy_names:
-        Rewrite().visit(tree)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "sympy":
-            for alias in node.names:
-                if alias.name in _SYMPY_EQUIVALENTS:
-                    module, name = _SYMPY_EQUIVALENTS[alias.name]
-                    tree.body.insert(0, ast.ImportFrom(module, [ast.alias(name, alias.asname or alias.name)], 0))
-            node.names = [a for a in node.names if a.name not in _SYMPY_EQUIVALENTS]  # emptied: dropped below
+        def visit_Name(self, node):
+            return self._replace(node)
+
+        def visit_Attribute(self, node):
+            return self._replace(node) if equivalent(node) else self.generic_visit(node)
+
+        def _replace(self, node):
+            target = equivalent(node)
+            if not target:
+                return node
+            module, _, name = target.rpartition(".")
+            if not module:
+                return ast.copy_location(ast.Name(name, ast.Load()), node)
+            needed.add(module)
+            return ast.copy_location(ast.Attribute(ast.Name(module, ast.Load()), name, ast.Load()), node)
+
+    Rewrite().visit(tree)
     tree.body[:0] = [ast.Import([ast.alias(module)]) for module in sorted(needed)]
 
 
