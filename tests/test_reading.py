@@ -57,6 +57,10 @@ kept = 25 - 4 * each
 % How many does he keep? The answer is kept:
 ans = kept
 ```""", 1),
+    ("""Let x be the number of red marbles and y the number of blue marbles.
+Equation 1: x + y = 40
+Equation 2: y = 3x
+Equation 3: ans = y − x""", 20),
     ("""% Let x be the smaller number; the two add to 50:
 x + y = 50
 % one is 8 more than the other
@@ -297,6 +301,8 @@ def test_eot_form_is_the_parsers_notation():
     assert "income = (eggs - used) * 2" in form and "%" not in form
     assert read_rationale("eot", "2x + 3(y) = 11").form == "2 * x + 3 * (y) = 11"
     assert read_rationale("eot", "total = 1,000,000 - 2,500").form == "total = 1000000 - 2500"
+    assert read_rationale("eot", "Equation 1: tax = 8% of price").form == "tax = 8% * price"
+    assert read_rationale("eot", "1. x = 5\n2. y = x + 1 // one more\n- ans = y.").form == "x = 5\ny = x + 1\nans = y"
 
 
 def test_reader_executes_nothing(monkeypatch):

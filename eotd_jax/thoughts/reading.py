@@ -393,6 +393,8 @@ _CHARACTERS = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷":
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.]|,\d)")
 _IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![eE][-+]?\d)|(\))\s*(?=[A-Za-z_(])")
 _TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
+_PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
+_LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re.IGNORECASE)
 
@@ -421,9 +423,12 @@ def read_eot(text: str) -> Reading:
 def _normalise_equation(line: str) -> str | None:
     """One equation in the parser's notation, or None for a line that is prose or empty."""
     line = _LIST_MARK.sub("", line.translate(_CHARACTERS)).strip()
+    line = _PERCENT_OF.sub(r"\1% *", line)  # "20% of total"
     line = _TRAILING_COMMENT.sub("", line).rstrip(" .,;:")
     if "=" not in line:
         return None
+    if not _parses(line):
+        line = _LABEL.sub("", line)  # "Equation 1: x + y = 10"
     line = line.replace("^", "**")
     line = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), line)
     line = _IMPLICIT_PRODUCT.sub(lambda m: (m[1] or m[2]) + " * ", line)
