@@ -293,6 +293,8 @@ def test_pot_form_is_a_program_ending_in_ans():
 def test_pot_with_ans_is_left_as_written():
     text = "price = 3\nans = price * 4\nprint('done', ans)"
     assert read_rationale("pot", text).form == "price = 3\nans = price * 4\nprint('done', ans)"
+    branchy = "result = 7 * 2\nif result > 10:\n    ans = result - 10\nelse:\n    ans = result"
+    assert read_rationale("pot", branchy).form == branchy
 
 
 def test_eot_form_is_the_parsers_notation():

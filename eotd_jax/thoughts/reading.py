@@ -257,12 +257,15 @@ def _flatten_main_guard(tree: ast.Module) -> None:
 
 
 def _assigns_ans(tree: ast.Module) -> bool:
-    for statement in tree.body:
-        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
-        for target in targets:
-            names = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
-            if any(isinstance(n, ast.Name) and n.id == "ans" for n in names):
-                return True
+    """True when the program binds `ans` at module level, also inside `if` / `for` / ... (not inside functions)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Name) and node.id == "ans" and isinstance(node.ctx, ast.Store):
+            return True
+        pending.extend(ast.iter_child_nodes(node))
     return False
 
 
@@ -393,6 +396,7 @@ _CHARACTERS = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷":
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.]|,\d)")
 _IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![eE][-+]?\d)|(\))\s*(?=[A-Za-z_(])")
 _TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
+_DECLARATION = re.compile(r"^[A-Za-z_]\w*\s*=\s*\?$")  # "meals = ?": an unknown announced, not an equation
 _PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
@@ -425,7 +429,7 @@ def _normalise_equation(line: str) -> str | None:
     line = _LIST_MARK.sub("", line.translate(_CHARACTERS)).strip()
     line = _PERCENT_OF.sub(r"\1% *", line)  # "20% of total"
     line = _TRAILING_COMMENT.sub("", line).rstrip(" .,;:")
-    if "=" not in line:
+    if "=" not in line or _DECLARATION.match(line):
         return None
     if not _parses(line):
         line = _LABEL.sub("", line)  # "Equation 1: x + y = 10"
