@@ -331,3 +331,21 @@ def test_reader_executes_nothing(monkeypatch):
     assert read_rationale("eot", "% x\nans = __import__('os').system('id')").form is not None
     assert read_rationale("pot", "x = (" * 300).failure is Failure.SYNTAX
     assert read_rationale("pot", "ans = 1\n" * 30_000).failure is Failure.TOO_LARGE
+
+
+@pytest.mark.parametrize("thought", ["cot", "pot", "eot"])
+@pytest.mark.parametrize("hostile", [
+    "1+" * 24_000, "a" * 49_000, "x = " + "a" * 49_000, "```\n" * 12_000, "Answer: " * 6_000, "\\boxed{" * 7_000,
+    "So " + "1 + 1 " * 8_000, "% " * 24_000 + "\nans = 1", ("(" * 90 + "\n") * 500,
+])
+def test_hostile_text_is_read_fast(thought, hostile):
+    """Readers and answer extraction are linear-time: no regular expression backtracks on adversarial text."""
+    import time
+
+    from eotd_jax.thoughts.cot import extract_cot_answer
+
+    start = time.monotonic()
+    reading = read_rationale(thought, hostile)
+    if thought == "cot" and reading.form:
+        extract_cot_answer(reading.form)
+    assert time.monotonic() - start < 2.0

@@ -33,26 +33,32 @@ _CONCLUSION = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:[*#>-]+\s*)?(?:there
                          r"altogether|in conclusion|finally|overall)\b", re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"\.(?=\s+[A-Z*(\\])|\.\s*$|\n\s*\n|\n(?=\s*[A-Z#*-])|[!?](?=\s)", re.MULTILINE)
 _RESULT = re.compile(r"=\s*\$?\s*(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d*\.?\d+)")
-_CALCULATION = re.compile(r"\d\s*[-+*/×x÷]\s*\$?\d[^=\n]*=\s*\$?-?\d")
+_CALCULATION = re.compile(r"\d\s*[-+*/×x÷]\s*\$?\d[^=\n]{0,80}=\s*\$?-?\d")
 _LATEX = ((re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
           (re.compile(r"\\text\{[^{}]*\}|\\[,;!]|\\%|\\\$|\^\\circ|\\mathrm\{[^{}]*\}"), " "))
 
 
+MAX_MARKERS = 16  # the last markers tried; a text with more is not a rationale
+SENTENCE_CHARS = 300  # how far an answer sentence or a \boxed{} may reach
+
+
 def extract_cot_answer(text: str, last_number_fallback: bool = True) -> Outcome:
-    """The answer a chain-of-thought rationale ends with (rules in the module doc)."""
+    """The answer a chain-of-thought rationale ends with (rules in the module doc). Linear in the text."""
     text = text.replace("\u2212", "-")
-    tails = [(m.end(), _sentence(text, m.end()), marker is not _ANSWER_LABEL)
-             for marker in _MARKERS for m in marker.finditer(text)]
-    tails += [(start, body, True) for start, body in _boxed(text)]
-    for start, tail, first in sorted(tails, key=lambda t: t[0], reverse=True):
-        value = _choose(tail, text[:start], first)
+    results = [(m.start(), parse_number(m[1])) for m in _RESULT.finditer(text)]
+    marks = [(m.end(), marker is not _ANSWER_LABEL, False) for marker in _MARKERS for m in marker.finditer(text)]
+    marks += [(m.end(), True, True) for m in _BOXED.finditer(text)]
+    for start, first, boxed in sorted(marks, reverse=True)[:MAX_MARKERS]:
+        tail = _boxed_content(text, start) if boxed else _sentence(text, start)
+        value = _choose(tail, [v for p, v in results if p < start], first) if tail else None
         if value is not None:
             return Outcome(value=value)
     conclusions = [m.end() for m in _CONCLUSION.finditer(text)]
     if conclusions:
         sentence = _sentence(text, conclusions[-1])
         after = text[conclusions[-1] + len(sentence):]
-        if not _CALCULATION.search(after) and (value := _choose(sentence, text[:conclusions[-1]], False)):
+        results_before = [v for p, v in results if p < conclusions[-1]]
+        if not _CALCULATION.search(after) and (value := _choose(sentence, results_before, False)):
             return Outcome(value=value)
     if last_number_fallback:
         for number in reversed(_NUMBER.findall(text)):
@@ -63,7 +69,7 @@ def extract_cot_answer(text: str, last_number_fallback: bool = True) -> Outcome:
 
 def _sentence(text: str, start: int) -> str:
     """From `start` to the end of its sentence (or of the next line when the marker ends its line)."""
-    rest = text[start:]
+    rest = text[start: start + SENTENCE_CHARS]
     stripped = rest.lstrip(" \t*")
     if stripped.startswith("\n"):
         rest = stripped.lstrip()
@@ -71,32 +77,28 @@ def _sentence(text: str, start: int) -> str:
     return rest[: end.start()] if end else rest
 
 
-def _choose(sentence: str, before: str, first: bool) -> Fraction | None:
-    """The answer among the numbers of one marked sentence (rule in the module doc)."""
+def _choose(sentence: str, results: list[Fraction | None], first: bool) -> Fraction | None:
+    """The answer among the numbers of one marked sentence, given the results calculated before it."""
     sentence = _latex_free(sentence.replace("**", " "))
     if "=" in sentence:
         sentence = sentence.rsplit("=", 1)[1]
     values = [v for v in (parse_number(n.replace(" ", "")) for n in _NUMBER.findall(sentence)) if v is not None]
     if len(values) <= 1 or first:
         return values[0] if values else None
-    results = [parse_number(r) for r in _RESULT.findall(before)]
     for result in reversed(results):
         if result in values:
             return result
     return values[0]
 
 
-def _boxed(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every `\\boxed{...}`, braces matched."""
-    found = []
-    for match in _BOXED.finditer(text):
-        depth, index = 1, match.end()
-        while index < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            index += 1
+def _boxed_content(text: str, start: int) -> str | None:
+    """The content of the `\\boxed{` opened just before `start`, braces matched, or None."""
+    depth = 1
+    for index in range(start, min(len(text), start + SENTENCE_CHARS)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
         if depth == 0:
-            found.append((match.end(), text[match.end(): index - 1]))
-    return found
+            return text[start:index]
+    return None
 
 
 def _latex_free(content: str) -> str:

@@ -399,7 +399,7 @@ _TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
 _DECLARATION = re.compile(r"^[A-Za-z_]\w*\s*=\s*\?$")  # "meals = ?": an unknown announced, not an equation
 _PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
-_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_PROSE = re.compile(r"\b[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re.IGNORECASE)
 
 
