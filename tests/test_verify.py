@@ -23,9 +23,10 @@ def test_embedded_sample_table_counts_each_reason():
     result = run_verify()
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
-    assert (table["cot"]["kept"], table["cot"]["wrong_answer"], table["cot"]["no_answer"]) == ("2 (50.0%)", "1", "1")
-    assert (table["pot"]["kept"], table["pot"]["forbidden"], table["pot"]["timeout"]) == ("3 (42.9%)", "1", "1")
-    assert (table["eot"]["kept"], table["eot"]["too_large"], table["eot"]["underdetermined"]) == ("3 (42.9%)", "1", "1")
+    assert (table["cot"]["kept"], table["cot"]["wrong_answer"], table["cot"]["no_answer"]) == ("3 (60.0%)", "1", "1")
+    pot = (table["pot"]["kept"], table["pot"]["wrong_answer"], table["pot"]["forbidden"], table["pot"]["timeout"])
+    assert pot == ("4 (44.4%)", "1", "1", "1")  # the wrong one prints 27 above an output block claiming 18
+    assert (table["eot"]["kept"], table["eot"]["too_large"], table["eot"]["underdetermined"]) == ("4 (50.0%)", "1", "1")
 
 
 def test_one_verdict_line_per_input_with_the_same_id(tmp_path):
