@@ -42,7 +42,7 @@ def verify_candidates(
                for c in usable]
     kept, seen = [], collections.defaultdict(set)
     for candidate, record, checked in zip(usable, records, check(records, pool), strict=True):
-        reason = verdict(record, checked.outcome)
+        reason = verdict(record, checked.outcome, checked.stated)
         group = (candidate.problem_id, candidate.thought)
         normalized = " ".join(candidate.rationale.split())
         if reason == "kept" and normalized in seen[group]:

@@ -9,7 +9,8 @@ rationale is read the way data_gen reads it (the program or system found in
 prose and fences), then CoT answers are extracted, PoT run and EoT solved in
 the sandbox. Output: one line per input, in order and with the same `id`:
 `{"id", "thought", "verdict", "answer_found", "verified_form", "message"}`,
-where the verdict is "kept", "wrong_answer" or the failure reason (`syntax`,
+where the verdict is "kept", "wrong_answer", "disagrees" (right answer, but the
+reply's prose around its code states another) or the failure reason (`syntax`,
 `forbidden`, `no_ans`, ...). The yield table is printed at the end. Without
 --input an embedded sample (correct, wrong and hostile rationales) is checked.
 """
@@ -67,7 +68,7 @@ def verdict_line(record: dict, checked: Checked) -> dict:
     return {
         "id": record["id"],
         "thought": record["thought"],
-        "verdict": verdict(record, outcome),
+        "verdict": verdict(record, outcome, checked.stated),
         "answer_found": format_number(outcome.value) if outcome.ok else None,
         "verified_form": checked.form,
         "message": outcome.message,

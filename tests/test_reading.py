@@ -228,6 +228,11 @@ WRONG = [
     # The printed value is wrong; the output block and \boxed claim the right answer.
     ("pot", "```python\neggs = 16 - 3 - 4\nprint(eggs * 3)\n```\n```output\n18\n```\nSo she makes $\\boxed{18}$.", 18,
      "wrong_answer"),
+    # A right program under a wrong final sentence: the reply contradicts itself, so it is no training example.
+    ("pot", "```python\neggs = 16 - 3 - 4\nprint(eggs * 2)\n```\n```output\n18\n```\nShe makes $\\boxed{20}$.", 18,
+     "disagrees"),
+    ("eot", "```\n% Assume x meals:\nmeals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals\n```\n"
+     "The answer is 4.", 3, "disagrees"),
     # Right prose and a right final sentence around a program that computes something else.
     ("pot", "Each of the 6 remaining windows takes 8 hours, so 6 * 8 = 48 hours.\n```python\nprint(14 + 8)\n```\n"
      "The answer is 48.", 48, "wrong_answer"),
@@ -261,7 +266,7 @@ def test_every_correct_rationale_of_a_format_class_is_kept(name, pool):
     assert len(examples) >= 3
     records = _records(thought, examples)
     results = check(records, pool)
-    verdicts = [(verdict(r, c.outcome), c.outcome.message) for r, c in zip(records, results, strict=True)]
+    verdicts = [(verdict(r, c.outcome, c.stated), c.outcome.message) for r, c in zip(records, results, strict=True)]
     assert [v for v, _ in verdicts] == ["kept"] * len(records), verdicts
 
 
@@ -270,14 +275,14 @@ def test_nothing_wrong_is_ever_kept(name, pool):
     thought, examples = FORMAT_CLASSES[name]
     records = [{**r, "answer": r["answer"] + "1"} for r in _records(thought, examples)]  # 18 -> 181, 3/4 -> 3/41
     results = check(records, pool)
-    assert all(verdict(r, c.outcome) != "kept" for r, c in zip(records, results, strict=True))
+    assert all(verdict(r, c.outcome, c.stated) != "kept" for r, c in zip(records, results, strict=True))
 
 
 @pytest.mark.parametrize("thought, text, answer, expected", WRONG)
 def test_wrong_or_unreadable_rationales_are_rejected(thought, text, answer, expected, pool):
     record = {"thought": thought, "rationale": text, "answer": str(answer)}
     (result,) = check([record], pool)
-    assert verdict(record, result.outcome) == expected, result
+    assert verdict(record, result.outcome, result.stated) == expected, result
 
 
 def test_pot_form_is_a_program_ending_in_ans():

@@ -16,6 +16,11 @@ its policy. Shared by data_gen's verification and the student eval.
   normalised. The functions and the percent reading are the parser's (`eot.py`).
 - CoT: the prose itself (`cot.py` reads its answer).
 
+Where a PoT or EoT reply puts its code in fences and states a final answer in
+the prose around them (`\\boxed{18}`, "The answer is 18"), that answer is
+recorded as `stated`: the verifier rejects a reply whose prose contradicts
+what its program computes, so no wrong sentence reaches the training data.
+
 The training target stays what the model wrote; the form is recorded beside it.
 """
 
@@ -24,7 +29,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+from fractions import Fraction
 
+from eotd_jax.thoughts.cot import extract_cot_answer
 from eotd_jax.thoughts.outcome import Failure
 
 MAX_TEXT_CHARS = 50_000
@@ -41,11 +48,15 @@ _CODE_START = re.compile(r"^(?:def |class |import |from \w|for |while |if |with 
 
 @dataclasses.dataclass(frozen=True)
 class Reading:
-    """The canonical form of a rationale, or why none was found (`form` is None exactly then)."""
+    """The canonical form of a rationale, or why none was found (`form` is None exactly then).
+
+    `stated` is the final answer the prose around fenced code claims, if it claims one.
+    """
 
     form: str | None
     failure: Failure | None = None
     message: str = ""
+    stated: Fraction | None = None
 
     @classmethod
     def fail(cls, failure: Failure, message: str) -> Reading:
@@ -79,6 +90,15 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
     return [(m["lang"].lower(), m["body"]) for m in _FENCE.finditer(text)]
 
 
+def stated_answer(text: str) -> Fraction | None:
+    """The final answer the prose outside the fences states with a marker (no last-number guess), if any."""
+    if "```" not in text and "~~~" not in text:
+        return None
+    prose = _FENCE.sub(" ", text)
+    outcome = extract_cot_answer(prose, last_number_fallback=False)
+    return outcome.value if outcome.ok else None
+
+
 def program_blocks(text: str) -> list[str]:
     """The Python blocks of a reply, without those whose ```output block shows they failed (a later one retries)."""
     blocks, fences = [], fenced_blocks(text)
@@ -107,7 +127,7 @@ def read_pot(text: str) -> Reading:
         _drop_unused_imports(tree)
         _flatten_main_guard(tree)
         _make_answer_explicit(tree)
-        return Reading(ast.unparse(ast.fix_missing_locations(tree)))
+        return Reading(ast.unparse(ast.fix_missing_locations(tree)), stated=stated_answer(text))
     except RecursionError:
         return Reading.fail(Failure.TOO_LARGE, "program nested too deeply")
 
@@ -421,7 +441,7 @@ def read_eot(text: str) -> Reading:
         return Reading.fail(Failure.SYNTAX, "no equations found")
     if answer_name and answer_name != "ans" and not any(re.match(r"\s*ans\s*=", e) for e in equations):
         equations.append(f"ans = {answer_name}")  # "% ... The answer is meals:" with no `ans` line
-    return Reading("\n".join(equations))
+    return Reading("\n".join(equations), stated=stated_answer(text))
 
 
 def _normalise_equation(line: str) -> str | None:

@@ -3,12 +3,14 @@
 Each rationale is read first (`reading.py`: the program or system found in
 what the model wrote); CoT answers are then extracted, PoT forms run and EoT
 forms solved in the sandbox pool, in parallel. A verdict is "kept",
-"wrong_answer", or the failure reason of the thought.
+"wrong_answer", "disagrees" (the answer is right but the reply's own prose
+states another), or the failure reason of the thought.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.answers import answers_match, parse_number
@@ -22,10 +24,12 @@ __all__ = ["THOUGHTS", "Checked", "check", "verdict", "verify"]
 
 @dataclasses.dataclass(frozen=True)
 class Checked:
-    """The answer of one rationale and the form that produced it (None when no form was found)."""
+    """The answer of one rationale, the form that produced it (None when no form was found) and the
+    answer its prose states around fenced code (None when it states none)."""
 
     outcome: Outcome
     form: str | None
+    stated: Fraction | None = None
 
 
 def check(records: list[dict], pool: SandboxPool) -> list[Checked]:
@@ -42,7 +46,7 @@ def check(records: list[dict], pool: SandboxPool) -> list[Checked]:
     for index, record in enumerate(records):
         if record["thought"] == "cot" and outcomes[index] is None:
             outcomes[index] = extract_cot_answer(readings[index].form)
-    return [Checked(outcome, reading.form) for outcome, reading in zip(outcomes, readings, strict=True)]
+    return [Checked(outcome, r.form, r.stated) for outcome, r in zip(outcomes, readings, strict=True)]
 
 
 def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
@@ -50,8 +54,10 @@ def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
     return [checked.outcome for checked in check(records, pool)]
 
 
-def verdict(record: dict, outcome: Outcome) -> str:
-    """"kept", "wrong_answer", or the failure reason."""
+def verdict(record: dict, outcome: Outcome, stated: Fraction | None = None) -> str:
+    """"kept", "wrong_answer", "disagrees" (right, but contradicted by the `stated` answer), or the failure."""
     if outcome.failure:
         return outcome.failure.value
-    return "kept" if answers_match(outcome.value, parse_number(str(record["answer"]))) else "wrong_answer"
+    if not answers_match(outcome.value, parse_number(str(record["answer"]))):
+        return "wrong_answer"
+    return "disagrees" if stated is not None and not answers_match(outcome.value, stated) else "kept"
