@@ -91,9 +91,9 @@ def make_teacher():
         model=FLAGS.model, base_url=FLAGS.base_url, api_key_env=FLAGS.api_key_env, temperature=FLAGS.temperature,
         top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
+        prompt_style=FLAGS.prompt_style,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
-        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
-        prompt_style=FLAGS.prompt_style)
+        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion)
     journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
@@ -145,9 +145,9 @@ def main(argv):
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 
 
-_SETTINGS = ("teacher", "dataset", "split", "prompt_style", "samples", "limit", "synthetic_count", "max_per_thought",
-             "num_shards", "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request",
-             "concurrency", "rpm", "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
+_SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
+             "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
+             "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
 
 if __name__ == "__main__":
     app.run(main)

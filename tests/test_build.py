@@ -60,7 +60,7 @@ def test_manifest_counts_and_shard_hashes(synthetic_shards):
 
     manifest = json.loads((synthetic_shards / "manifest.json").read_text())
     assert manifest["teacher"] == "gold" and manifest["problems"] == 70
-    assert manifest["prompt_style"] == "paper" and manifest["settings"]["prompt_style"] == "paper"
+    assert manifest["prompt_style"] == "paper"
     assert manifest["counts"]["pot"] == {"candidates": 70, "kept": 70, "rejected": {}}
     assert sum(s["records"] for s in manifest["shards"]) == 210
     for shard in manifest["shards"]:

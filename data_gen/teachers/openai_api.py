@@ -37,6 +37,7 @@ class ApiSettings:
     model: str
     base_url: str | None = None  # None: the OpenAI API (or OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"
+    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 512
@@ -49,7 +50,6 @@ class ApiSettings:
     backoff_seconds: float = 1.0
     price_prompt_per_million: float = 0.0  # US dollars, for the cost report
     price_completion_per_million: float = 0.0
-    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
 
 
 @dataclasses.dataclass(frozen=True)
