@@ -61,6 +61,9 @@ ans = kept
 Equation 1: x + y = 40
 Equation 2: y = 3x
 Equation 3: ans = y − x""", 20),
+    ("""meals + packages = 27 (meals and packages combined)
+packages = 8 * meals
+ans = meals (the number of meals)""", 3),
     ("""% Let x be the smaller number; the two add to 50:
 x + y = 50
 % one is 8 more than the other
@@ -137,6 +140,12 @@ quantity = 3
 total = price * quantity
 print(f"The total cost is ${total:.2f}")
 ```""", 15),
+    ("""1. Compute the remaining windows and the hours:
+   ```python
+   remaining = 14 - 8
+   print(remaining * 8)
+   ```
+2. It prints 48.""", 48),
     ("""```py
 >>> flour_cups = 2.5
 >>> batches = 4
@@ -167,6 +176,11 @@ if __name__ == "__main__":
     return total / people
 
 print(cost_per_person(120, 4))""", 30),
+    ("""    \"\"\"A completion of a prompt that ended in `def solution():`: the body alone.\"\"\"
+    money_initial = 23
+    money_spent = 5 * 3
+    result = money_initial - money_spent
+    return result""", 8),
     ("""def compute_total_pages():
     pages_per_day = 3 * 2
     return pages_per_day * 365 // 3 * 2
@@ -206,6 +220,8 @@ COT = [
      "Therefore, Janet makes $18 every day.\nNote that a dozen is 12 eggs.", 18),
     ("A: The final answer is $\\frac{3}{4}$. I hope it is correct.", "3/4"),
     ("It costs 1,000 + 250 = 1,250 dollars. The answer is 1,250.", 1250),
+    ("Question 1: How many eggs remain? 16 - 3 - 4 = 9.\nQuestion 2: How much money? 9 * 2 = 18.\n"
+     "The answer is 18.", 18),  # sub-questions of one rationale are not a next question
     ("Let's think step by step. Roger has 5 balls and buys 2 cans of 3, so 5 + 6 = 11.\n"
      "Therefore, the answer (arabic numerals) is 11.", 11),
     ("There are 15 trees and later 21, so 21 - 15 = 6 were planted. The answer is 6.\n\n"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import textwrap
 from fractions import Fraction
 
 from eotd_jax.thoughts.cot import extract_cot_answer
@@ -41,6 +42,7 @@ _FENCE = re.compile(r"^[ \t]*(?P<mark>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]
 _OUTPUT_LANGS = frozenset("output console stdout stderr result results".split())
 _CODE_LANGS = frozenset("python py python3 py3 ipython pycon code".split()) | {""}
 _FAILED_RUN = re.compile(r"Traceback \(most recent call last\)|^\w*(?:Error|Exception)\b", re.MULTILINE)
+_ANSWERED = re.compile(r"^\s*(?:ans\s*=|return\b|print\()", re.MULTILINE)
 _NEXT_QUESTION = re.compile(r"\n[ \t]*(?:Q|Question|Problem)[ \t]*\d*[ \t]*:")
 _CODE_START = re.compile(r"^(?:def |class |import |from \w|for |while |if |with |try:|@|print\(|[A-Za-z_][\w.]*"
                          r"(?:\[[^\]]*\])?\s*(?:[-+*/%]|\*\*|//)?=(?!=)|[A-Za-z_][\w.]*\(.*\)\s*$|#)")
@@ -74,10 +76,14 @@ def read_rationale(thought: str, text: str) -> Reading:
 
 
 def _without_next_question(text: str) -> str:
-    """A completion model that goes on to write the next "Q: ..." of its few-shot prompt: that part is cut."""
+    """A completion model that goes on to write the next "Q: ..." of its few-shot prompt: that part is cut,
+    once what comes before it has answered (so "Question 1: ..." sub-questions of one rationale stay)."""
     text = text.strip()
-    match = _NEXT_QUESTION.search(text)
-    return text[: match.start()] if match else text
+    for match in _NEXT_QUESTION.finditer(text):
+        before = text[: match.start()]
+        if _ANSWERED.search(before) or extract_cot_answer(before, last_number_fallback=False).ok:
+            return before
+    return text
 
 
 def read_cot(text: str) -> Reading:
@@ -87,7 +93,7 @@ def read_cot(text: str) -> Reading:
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
     """(language, body) of each Markdown fence in `text`, in order; an unclosed last fence runs to the end."""
-    return [(m["lang"].lower(), m["body"]) for m in _FENCE.finditer(text)]
+    return [(m["lang"].lower(), textwrap.dedent(m["body"])) for m in _FENCE.finditer(text)]
 
 
 def stated_answer(text: str) -> Fraction | None:
@@ -119,7 +125,7 @@ def read_pot(text: str) -> Reading:
     blocks = program_blocks(text)
     source = "\n".join(_strip_prompts(b) for b in blocks) if blocks else _code_in_prose(text)
     try:
-        tree = ast.parse(source)
+        tree = _parse_program(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return Reading.fail(Failure.SYNTAX, f"no program found: {error}")
     try:
@@ -143,6 +149,18 @@ def _is_code(block: str) -> bool:
 
 _CODE_NODES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.FunctionDef, ast.Import, ast.ImportFrom, ast.For,
                ast.While, ast.If, ast.Call, ast.BinOp)
+
+
+def _parse_program(source: str) -> ast.Module:
+    """The program's tree; a bare function body (a completion of a prompt ending in `def solution():`)
+    is parsed as the body of `solution()`."""
+    try:
+        return ast.parse(source)
+    except SyntaxError as error:
+        bare_body = source[:1].isspace() or "'return' outside function" in str(error)
+        if not bare_body:
+            raise
+        return ast.parse("def solution():\n" + textwrap.indent(textwrap.dedent(source), "    "))
 
 
 def _strip_prompts(block: str) -> str:
@@ -418,6 +436,7 @@ _IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![e
 _TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
 _DECLARATION = re.compile(r"^[A-Za-z_]\w*\s*=\s*\?$")  # "meals = ?": an unknown announced, not an equation
 _PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
+_TRAILING_WORDS = re.compile(r"([\w)])\s+(?:\([A-Za-z][^()]*\)|[A-Za-z]{2,}(?:\s+[A-Za-z]+)*)\s*$")
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
 _PROSE = re.compile(r"\b[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re.IGNORECASE)
@@ -453,6 +472,8 @@ def _normalise_equation(line: str) -> str | None:
         return None
     if not _parses(line):
         line = _LABEL.sub("", line)  # "Equation 1: x + y = 10"
+    if not _parses(line):
+        line = _TRAILING_WORDS.sub(r"\1", line)  # "ans = meals (the number of meals)", "cost = 5 dollars"
     line = line.replace("^", "**")
     line = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), line)
     line = _IMPLICIT_PRODUCT.sub(lambda m: (m[1] or m[2]) + " * ", line)
