@@ -28,6 +28,7 @@ from eotd_jax.thoughts.outcome import Failure
         ("ans = math.floor(9.99) + round(2.345, 2)", Fraction(1135, 100)),  # rounding half up
         ("buses = ceil(students / 40)\nstudents = 130\nans = buses", 4),
         ("ans ** 2 + 1 = 10", 3),
+        ("ans = int(7 / 2) + int(-7 / 2) + float(0.5)", Fraction(1, 2)),
         ("x = 2\nans = (x - 1) / (x - 1)", 1),  # defined where the divisor is not zero
         ("ans = 10 ** 63", 10**63),
     ],

@@ -9,7 +9,7 @@ this module runs inside a sandbox worker under a time limit (see `sandbox.py`).
 Accepted: one `lhs = rhs` per line (or separated by `;`), `==` read as `=`;
 numbers, identifiers, `+ - * / **`, parentheses, unary minus, `N%` as percent
 (N/100) when no operand follows; `a % b` as modulo; the functions `floor ceil
-round abs sqrt min max` (also as `math.floor`...). Blank lines and `#`
+round abs sqrt min max int float` (also as `math.floor`...). Blank lines and `#`
 comments are ignored. What models write around this (`%` comment lines, `^`,
 `×`, fences, ...) is turned into this form by `reading.read_eot` first.
 
@@ -262,6 +262,8 @@ _FUNCTIONS = {
     "sqrt": (lambda x: _power(x, sympy.Rational(1, 2)), 1, 1),
     "min": (sympy.Min, 2, 8),
     "max": (sympy.Max, 2, 8),
+    "int": (lambda x: sympy.sign(x) * sympy.floor(sympy.Abs(x)), 1, 1),  # Python's int(): toward zero
+    "float": (lambda x: x, 1, 1),
 }
 
 
