@@ -34,7 +34,8 @@ _CONCLUSION = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:[*#>-]+\s*)?(?:there
 _SENTENCE_END = re.compile(r"\.(?=\s+[A-Z*(\\])|\.\s*$|\n\s*\n|\n(?=\s*[A-Z#*-])|[!?](?=\s)", re.MULTILINE)
 _RESULT = re.compile(r"=\s*\$?\s*(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d*\.?\d+)")
 _CALCULATION = re.compile(r"\d\s*[-+*/×x÷]\s*\$?\d[^=\n]{0,80}=\s*\$?-?\d")
-_LATEX = ((re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
+_LATEX = ((re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3})"), ""),  # 1{,}000 and 1\,000 are 1000
+          (re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
           (re.compile(r"\\text\{[^{}]*\}|\\[,;!]|\\%|\\\$|\^\\circ|\\mathrm\{[^{}]*\}"), " "))
 
 
