@@ -29,6 +29,7 @@ from eotd_jax.thoughts.outcome import Failure
         ("buses = ceil(students / 40)\nstudents = 130\nans = buses", 4),
         ("ans ** 2 + 1 = 10", 3),
         ("ans = int(7 / 2) + int(-7 / 2) + float(0.5)", Fraction(1, 2)),
+        ("max = 10\nans = max - 3", 7),  # a function's name as an unknown
         ("x = 2\nans = (x - 1) / (x - 1)", 1),  # defined where the divisor is not zero
         ("ans = 10 ** 63", 10**63),
     ],
@@ -89,7 +90,7 @@ def test_solves(system, expected):
         ("ans = sqrt(2, 3)", Failure.SYNTAX),
         ("ans = floor(x=2)", Failure.SYNTAX),
         ("ans = os.floor(2)", Failure.FORBIDDEN),
-        ("ans = floor", Failure.SYNTAX),
+        ("ans = floor", Failure.UNDERDETERMINED),  # a bare function name is just an unknown
     ],
 )
 def test_hostile_or_broken_systems_fail_closed_fast(system, failure):

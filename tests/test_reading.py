@@ -204,6 +204,8 @@ NUMERIC_SCAFFOLDS = [
 
 UNUSED_IMPORTS = [
     ("import numpy as np\nimport math\n\nchickens = 20\nfeed_each = 3\nans = chickens * feed_each", 60),
+    ("Here is the program:\nimport numpy as np\neggs_sold = 16 - 3 - 4\nThis is the number of eggs she sells.\n"
+     "ans = eggs_sold * 2\nThe answer is 18.", 18),
     ("```python\nimport numpy as np\nfrom sympy import symbols, solve\n\ntotal = 48 + 48 / 2\nprint(total)\n```", 72),
     ("import math\nimport pandas as pd\n\ndef solution():\n    return math.ceil(15 / 4)", 4),
 ]
@@ -325,6 +327,7 @@ def test_eot_form_is_the_parsers_notation():
     assert read_rationale("eot", "2x + 3(y) = 11").form == "2 * x + 3 * (y) = 11"
     assert read_rationale("eot", "total = 1,000,000 - 2,500").form == "total = 1000000 - 2500"
     assert read_rationale("eot", "Equation 1: tax = 8% of price").form == "tax = 8% * price"
+    assert read_rationale("eot", "return = profit / cost").form == "return_ = profit / cost"
     assert read_rationale("eot", "1. x = 5\n2. y = x + 1 // one more\n- ans = y.").form == "x = 5\ny = x + 1\nans = y"
 
 

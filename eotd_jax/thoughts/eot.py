@@ -308,8 +308,6 @@ class _Builder:
         if isinstance(node, ast.Constant):
             return _number(node.value)
         if isinstance(node, ast.Name):
-            if node.id in _FUNCTIONS:
-                raise EquationError(Failure.SYNTAX, f"{node.id!r} is a function, not an unknown")
             return self.symbols.setdefault(node.id, sympy.Symbol(node.id, real=True))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.build(node.operand)

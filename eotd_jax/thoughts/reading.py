@@ -183,7 +183,19 @@ def _code_in_prose(text: str) -> str:
     code = [i for i, line in enumerate(lines) if _CODE_START.match(line) or (line[:1].isspace() and line.strip())]
     if not code:
         return text
-    return "\n".join(lines[code[0]: code[-1] + 1])
+    kept = [line for line in lines[code[0]: code[-1] + 1] if not _is_prose_line(line)]
+    return "\n".join(kept)
+
+
+def _is_prose_line(line: str) -> bool:
+    """A sentence between code lines ("This is the number of eggs sold.")."""
+    if not line.strip() or line[:1].isspace() or _CODE_START.match(line) or not _PROSE.search(line):
+        return False
+    try:
+        ast.parse(line)
+        return False
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
 
 
 # Scalar helpers of numpy and sympy that the standard library computes to the same value (neither module
@@ -436,6 +448,8 @@ _IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![e
 _TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
 _DECLARATION = re.compile(r"^[A-Za-z_]\w*\s*=\s*\?$")  # "meals = ?": an unknown announced, not an equation
 _PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
+_KEYWORD = re.compile(r"\b(yield|return|class|pass|from|with|import|global|def|del|assert|break|continue|except|"
+                      r"finally|for|while|try|raise|nonlocal|lambda)\b")
 _TRAILING_WORDS = re.compile(r"([\w)])\s+(?:\([A-Za-z][^()]*\)|[A-Za-z]{2,}(?:\s+[A-Za-z]+)*)\s*$")
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
 _PROSE = re.compile(r"\b[A-Za-z]{2,}\s+[A-Za-z]{2,}")
@@ -474,6 +488,8 @@ def _normalise_equation(line: str) -> str | None:
         line = _LABEL.sub("", line)  # "Equation 1: x + y = 10"
     if not _parses(line):
         line = _TRAILING_WORDS.sub(r"\1", line)  # "ans = meals (the number of meals)", "cost = 5 dollars"
+    if not _parses(line):
+        line = _KEYWORD.sub(r"\1_", line)  # "return = profit / cost": a Python keyword as a variable
     line = line.replace("^", "**")
     line = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), line)
     line = _IMPLICIT_PRODUCT.sub(lambda m: (m[1] or m[2]) + " * ", line)
