@@ -53,6 +53,9 @@ def test_no_number_is_no_answer():
         ("She sells 9 eggs for 9 * 2 = 18 dollars.\nTherefore, Janet makes $18 a day.\nNote: a dozen is 12.", 18),
         ("So she has 5 left. Then she buys 3 more, so 5 + 3 = 8 in all.", 8),  # a calculation after "So": last number
         ("The temperature falls to \u22128 degrees.\nAnswer: \u22128", -8),
+        ("She gave away 3 of her 5 apples. The answer is two.", 2),
+        ("3 + 22 = 25 pencils in all.\nThe answer is twenty-five pencils.", 25),
+        ("They are 100 + 50 = 150 pages. The answer is a hundred and fifty.", 150),
     ],
 )
 def test_answer_phrasings_of_real_models(text, expected):

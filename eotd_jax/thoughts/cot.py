@@ -84,12 +84,35 @@ def _choose(sentence: str, results: list[Fraction | None], first: bool) -> Fract
     if "=" in sentence:
         sentence = sentence.rsplit("=", 1)[1]
     values = [v for v in (parse_number(n.replace(" ", "")) for n in _NUMBER.findall(sentence)) if v is not None]
-    if len(values) <= 1 or first:
-        return values[0] if values else None
+    if not values:
+        return _number_in_words(sentence)
+    if len(values) == 1 or first:
+        return values[0]
     for result in reversed(results):
         if result in values:
             return result
     return values[0]
+
+
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+         "seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_WORD_VALUES = {**{w: i for i, w in enumerate(_UNITS)}, **{w: 10 * (i + 2) for i, w in enumerate(_TENS)}}
+_WORDS = re.compile(r"^\W*((?:(?:" + "|".join(_WORD_VALUES) + r"|hundred|a|and)(?:[\s-]+|$|(?=\W)))+)", re.IGNORECASE)
+
+
+def _number_in_words(sentence: str) -> Fraction | None:
+    """A whole number written in words at the start of the sentence ("The answer is twenty-five."), below 1000."""
+    match = _WORDS.match(sentence)
+    if not match:
+        return None
+    total, seen = 0, False
+    for word in re.split(r"[\s-]+", match[1].lower().strip()):
+        if word in _WORD_VALUES:
+            total, seen = total + _WORD_VALUES[word], True
+        elif word == "hundred":
+            total, seen = max(total, 1) * 100, True
+    return Fraction(total) if seen else None
 
 
 def _boxed_content(text: str, start: int) -> str | None:
