@@ -146,6 +146,23 @@ print(f"The total cost is ${total:.2f}")
    print(remaining * 8)
    ```
 2. It prints 48.""", 48),
+    ("""To solve this, we first compute 16 - 3 - 4, the eggs she sells. So we need the eggs times 2.
+
+```python
+# Define the variables
+total_eggs = 16
+remaining_eggs = total_eggs - 3 - 4
+
+# Print the result
+print("Janet makes $", remaining_eggs * 2, "every day at the farmers' market.")
+```
+
+Output:
+```
+Janet makes $ 18 every day at the farmers' market.
+```
+
+Therefore, Janet makes $18 every day at the farmers' market.""", 18),
     ("""```py
 >>> flour_cups = 2.5
 >>> batches = 4

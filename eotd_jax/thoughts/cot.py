@@ -47,13 +47,8 @@ def extract_cot_answer(text: str, last_number_fallback: bool = True) -> Outcome:
     """The answer a chain-of-thought rationale ends with (rules in the module doc). Linear in the text."""
     text = text.replace("\u2212", "-")
     results = [(m.start(), parse_number(m[1])) for m in _RESULT.finditer(text)]
-    marks = [(m.end(), marker is not _ANSWER_LABEL, False) for marker in _MARKERS for m in marker.finditer(text)]
-    marks += [(m.end(), True, True) for m in _BOXED.finditer(text)]
-    for start, first, boxed in sorted(marks, reverse=True)[:MAX_MARKERS]:
-        tail = _boxed_content(text, start) if boxed else _sentence(text, start)
-        value = _choose(tail, [v for p, v in results if p < start], first) if tail else None
-        if value is not None:
-            return Outcome(value=value)
+    if (value := _marked(text, results)) is not None:
+        return Outcome(value=value)
     conclusions = [m.end() for m in _CONCLUSION.finditer(text)]
     if conclusions:
         sentence = _sentence(text, conclusions[-1])
@@ -66,6 +61,23 @@ def extract_cot_answer(text: str, last_number_fallback: bool = True) -> Outcome:
             if (value := parse_number(number)) is not None:
                 return Outcome(value=value)
     return Outcome.fail(Failure.NO_ANSWER, "no final answer found in the rationale")
+
+
+def marked_answer(text: str) -> Fraction | None:
+    """The answer an explicit marker states (rule 1 alone: no concluding sentence, no last number), or None."""
+    text = text.replace("\u2212", "-")
+    return _marked(text, [(m.start(), parse_number(m[1])) for m in _RESULT.finditer(text)])
+
+
+def _marked(text: str, results: list[tuple[int, Fraction | None]]) -> Fraction | None:
+    marks = [(m.end(), marker is not _ANSWER_LABEL, False) for marker in _MARKERS for m in marker.finditer(text)]
+    marks += [(m.end(), True, True) for m in _BOXED.finditer(text)]
+    for start, first, boxed in sorted(marks, reverse=True)[:MAX_MARKERS]:
+        tail = _boxed_content(text, start) if boxed else _sentence(text, start)
+        value = _choose(tail, [v for p, v in results if p < start], first) if tail else None
+        if value is not None:
+            return value
+    return None
 
 
 def _sentence(text: str, start: int) -> str:

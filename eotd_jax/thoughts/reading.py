@@ -32,7 +32,7 @@ import re
 import textwrap
 from fractions import Fraction
 
-from eotd_jax.thoughts.cot import extract_cot_answer
+from eotd_jax.thoughts.cot import marked_answer
 from eotd_jax.thoughts.outcome import Failure
 
 MAX_TEXT_CHARS = 50_000
@@ -81,7 +81,7 @@ def _without_next_question(text: str) -> str:
     text = text.strip()
     for match in _NEXT_QUESTION.finditer(text):
         before = text[: match.start()]
-        if _ANSWERED.search(before) or extract_cot_answer(before, last_number_fallback=False).ok:
+        if _ANSWERED.search(before) or marked_answer(before) is not None:
             return before
     return text
 
@@ -97,12 +97,11 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def stated_answer(text: str) -> Fraction | None:
-    """The final answer the prose outside the fences states with a marker (no last-number guess), if any."""
+    """The final answer the prose outside the fences states with an explicit marker (`\\boxed{}`, "The answer
+    is", "Answer:", "####"), if any; concluding sentences and stray numbers are not read as claims."""
     if "```" not in text and "~~~" not in text:
         return None
-    prose = _FENCE.sub(" ", text)
-    outcome = extract_cot_answer(prose, last_number_fallback=False)
-    return outcome.value if outcome.ok else None
+    return marked_answer(_FENCE.sub(" ", text))
 
 
 def program_blocks(text: str) -> list[str]:
