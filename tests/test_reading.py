@@ -217,6 +217,7 @@ NUMERIC_SCAFFOLDS = [
      "    return simplify(1 - eaten)\n\nleft = pie_left()\nprint(left)\n```\n```output\n3/8\n```\n"
      "There is $\\boxed{\\frac{3}{8}}$ of the pie left.", "3/8"),
     ("import sympy as sp\nimport numpy as np\nside = sp.sqrt(49)\nans = np.floor(side * 4 / 3)", 9),
+    ("```python\nfrom sympy import *\n\nshare = Rational(2, 5) * 45\nprint(simplify(share))\n```", 18),
 ]
 
 UNUSED_IMPORTS = [
@@ -284,6 +285,8 @@ WRONG = [
     # A bare `Answer = 18` literal is not the program's result.
     ("pot", "eggs = 16 - 3 - 4\nmoney = eggs * 3\nAnswer = 18", 18, "no_ans"),
     ("pot", "```python\nimport os\nprint(os.getcwd())\n```", 0, "forbidden"),
+    ("pot", "from sympy import *\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 3, "forbidden"),
+    ("pot", "from os import *\nans = len(getcwd()) * 0 + 3", 3, "forbidden"),
     # Prose without a program, and a program that answers nothing.
     ("pot", "The answer is 72.", 72, "syntax"),
     ("pot", "```python\nx = 72\n```", 72, "no_ans"),

@@ -27,6 +27,7 @@ The training target stays what the model wrote; the form is recorded beside it.
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 import re
 import textwrap
@@ -224,12 +225,15 @@ def _portable_numerics(tree: ast.Module) -> None:
     """
     modules: dict[str, str] = {}  # local name of an imported module -> module
     imported: dict[str, str] = {}  # local name of a from-imported helper -> its equivalent
+    unbound = _unbound_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update({_bound(a): a.name for a in node.names if a.name in _EQUIVALENTS})
         elif isinstance(node, ast.ImportFrom) and node.module in _EQUIVALENTS and not node.level:
             known = _EQUIVALENTS[node.module]
             imported.update({a.asname or a.name: known[a.name] for a in node.names if a.name in known})
+            if any(a.name == "*" for a in node.names):  # `from sympy import *`: the helpers the program uses
+                imported.update({name: known[name] for name in unbound if name in known})
             node.names = [a for a in node.names if a.name not in known]  # emptied: dropped as unused
     if not modules and not imported:
         return
@@ -272,16 +276,36 @@ def _loaded_names(tree: ast.AST) -> set[str]:
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
+def _unbound_names(tree: ast.Module) -> set[str]:
+    """Names the program reads but never binds and that are not builtins: what a `*` import would have to give."""
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update(_bound(a) for a in node.names if a.name != "*")
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return _loaded_names(tree) - bound
+
+
 def _drop_unused_imports(tree: ast.Module) -> None:
-    """Removes imported names the program never uses (`import numpy as np` as scaffolding)."""
+    """Removes imported names the program never uses (`import numpy as np` as scaffolding), and `*` imports
+    once every name the program reads is bound without them."""
     used = _loaded_names(tree)
+    star_needed = bool(_unbound_names(tree))
     for node in ast.walk(tree):
         body_fields = [f for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)]
         for field in body_fields:
             kept = []
             for statement in getattr(node, field):
                 if isinstance(statement, (ast.Import, ast.ImportFrom)):
-                    statement.names = [a for a in statement.names if a.name == "*" or _bound(a) in used]
+                    statement.names = [a for a in statement.names
+                                       if (star_needed if a.name == "*" else _bound(a) in used)]
                     if not statement.names:
                         continue
                 kept.append(statement)
