@@ -40,3 +40,15 @@ def test_shards_written_before_verified_form_still_read(tmp_path):
     old = {k: v for k, v in dataclasses.asdict(RECORDS[0]).items() if k != "verified_form"}
     (tmp_path / "eotd-train.jsonl-00000-of-00001").write_text(json.dumps(old) + "\n")
     assert read_records(str(tmp_path)) == [{**old, "verified_form": ""}]
+
+
+def test_tfrecord_shards_written_before_verified_form_still_read(tmp_path):
+    import tensorflow as tf
+
+    old = {k: v for k, v in dataclasses.asdict(RECORDS[1]).items() if k != "verified_form"}
+    feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+               for k, v in old.items() if k != "sample_index"}
+    feature["sample_index"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[old["sample_index"]]))
+    with tf.io.TFRecordWriter(str(tmp_path / "eotd-train.tfrecord-00000-of-00001")) as writer:
+        writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    assert read_records(str(tmp_path)) == [{**old, "verified_form": ""}]
