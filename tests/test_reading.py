@@ -206,6 +206,30 @@ print(cost_per_person(120, 4))""", 30),
 compute_total_pages()""", 1460),
 ]
 
+CODEX_POT = [  # the PoT paper's Codex format, with completions that go on to the next few-shot question
+    ("""# Python code, return ans
+total_eggs = 16
+eaten_eggs = 3
+baked_eggs = 4
+sold_eggs = total_eggs - eaten_eggs - baked_eggs
+dollars_per_egg = 2
+ans = sold_eggs * dollars_per_egg
+
+Question: A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?
+# Python code, return ans
+ans = 99""", 18),
+    ("""n0 = 5.0
+n1 = 3.0
+n2 = 2.0
+t0 = n0 * n1
+answer = t0 - n2""", 13),  # MathQA-style numbered variables, SVAMP
+    ("""# Write Python Code to solve the following questions. Store your result as a variable named 'answer'.
+apples_initial = 20
+apples_given = 7
+answer = apples_initial - apples_given
+""", 13),
+]
+
 NUMERIC_SCAFFOLDS = [
     ("import numpy as np\n\nhours = 15 / 4\ndays = np.ceil(hours)\nprint(int(days))", 4),
     ("```python\nimport numpy as np\nscores = [80, 90, 100]\naverage = np.mean(scores)\n"
@@ -257,6 +281,7 @@ FORMAT_CLASSES = {
     "function_pot": ("pot", FUNCTION_POT),
     "unused_imports": ("pot", UNUSED_IMPORTS),
     "numeric_scaffolds": ("pot", NUMERIC_SCAFFOLDS),
+    "codex_pot": ("pot", CODEX_POT),
     "cot_phrasings": ("cot", COT),
 }
 
