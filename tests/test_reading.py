@@ -418,3 +418,33 @@ def test_hostile_text_is_read_fast(thought, hostile):
     if thought == "cot" and reading.form:
         extract_cot_answer(reading.form)
     assert time.monotonic() - start < 2.0
+
+
+SURFACE_VARIANTS = {
+    "fenced": lambda t: f"Here is the system:\n```\n{t}\n```",
+    "header": lambda t: "System of linear equations: (Do not simplify)\n" + t,
+    "unicode_operators": lambda t: t.replace(" * ", " × ").replace(" - ", " − ").replace(" / ", " ÷ "),
+    "hash_comments": lambda t: t.replace("% ", "# "),
+    "slash_comments": lambda t: t.replace("% ", "// "),
+    "numbered": lambda t: "\n".join(f"{i}. {line}" if not line.startswith("%") else line
+                                    for i, line in enumerate(t.splitlines(), 1)),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SURFACE_VARIANTS))
+def test_surface_variants_of_gold_systems_verify_alike(variant, pool):
+    """The same systems in the notations real models use: every one the plain form verifies is kept."""
+    from data_gen.teachers.gold import gold_rationales
+    from data_gen.teachers.synthetic import synthetic_problems
+    from eotd_jax.thoughts.answers import format_number
+
+    problems = [p for p in synthetic_problems(35, seed=11) if "\n" in gold_rationales(p)["eot"]]
+    assert len(problems) >= 30
+    records = [{"thought": "eot", "answer": format_number(p.answer),
+                "rationale": SURFACE_VARIANTS[variant](_commented(gold_rationales(p)["eot"]))} for p in problems]
+    results = check(records, pool)
+    assert [verdict(r, c.outcome, c.stated) for r, c in zip(records, results, strict=True)] == ["kept"] * len(records)
+
+
+def _commented(system: str) -> str:
+    return "\n".join(f"% fact {i}:\n{line}" for i, line in enumerate(system.splitlines()))
