@@ -358,6 +358,21 @@ def test_pot_form_is_a_program_ending_in_ans():
     assert "import math" in read_rationale("pot", UNUSED_IMPORTS[-1][0]).form  # used, so kept
 
 
+@pytest.mark.parametrize("printed, answer", [
+    ("print(a + b)", "a + b"),
+    ("print(17 % 5)", "17 % 5"),
+    ("print(a % b)", "a % b"),
+    ("print('Total: ' + str(a + b))", "a + b"),
+    ("print('%d apples' % (a * b))", "a * b"),
+    ("print('{} apples'.format(a - b))", "a - b"),
+    ("print(f'{a / b:.2f} each')", "round(a / b, 2)"),
+    ("print('a', a, 'b', b)", "b"),
+    ("print(round(a * 1.5))", "round(a * 1.5)"),
+])
+def test_the_printed_value_is_the_answer(printed, answer):
+    assert read_rationale("pot", f"a = 7\nb = 3\n{printed}").form == f"a = 7\nb = 3\nans = {answer}"
+
+
 def test_pot_with_ans_is_left_as_written():
     text = "price = 3\nans = price * 4\nprint('done', ans)"
     assert read_rationale("pot", text).form == "price = 3\nans = price * 4\nprint('done', ans)"
@@ -448,3 +463,44 @@ def test_surface_variants_of_gold_systems_verify_alike(variant, pool):
 
 def _commented(system: str) -> str:
     return "\n".join(f"% fact {i}:\n{line}" for i, line in enumerate(system.splitlines()))
+
+
+def _printing(program: str) -> str:
+    """`... ans = x` -> `... print(x)`: the answer shown instead of assigned."""
+    *body, last = program.splitlines()
+    return "\n".join([*body, "print(" + last.split("=", 1)[1].strip() + ")"])
+
+
+def _as_function(program: str) -> str:
+    *body, last = program.splitlines()
+    lines = ["def solution():", *("    " + line for line in body), "    return " + last.split("=", 1)[1].strip()]
+    return "\n".join(lines)
+
+
+POT_VARIANTS = {
+    "tora": lambda p, a: f"Let's compute it.\n```python\n{_as_function(p)}\n\nresult = solution()\nprint(result)\n```\n"
+                         f"```output\n{a}\n```\nThe answer is $\\boxed{{{a}}}$.",
+    "fenced_print": lambda p, a: f"```python\n{_printing(p)}\n```",
+    "pal": lambda p, a: _as_function(p),
+    "numpy_scaffold": lambda p, a: "import numpy as np\nimport math\n\n" + _printing(p),
+    "main_guard": lambda p, a: "def main():\n" + "\n".join("    " + line for line in _printing(p).splitlines())
+                               + '\n\nif __name__ == "__main__":\n    main()',
+}
+
+
+@pytest.mark.parametrize("variant", sorted(POT_VARIANTS))
+def test_surface_variants_of_gold_programs_verify_alike(variant, pool):
+    from data_gen.teachers.gold import gold_rationales
+    from data_gen.teachers.synthetic import synthetic_problems
+    from eotd_jax.thoughts.answers import format_number
+
+    problems = synthetic_problems(35, seed=12)
+    records = []
+    for problem in problems:
+        program = gold_rationales(problem)["pot"]
+        answer = format_number(problem.answer)
+        records.append({"thought": "pot", "answer": answer, "rationale": POT_VARIANTS[variant](program, answer)})
+    results = check(records, pool)
+    verdicts = [verdict(r, c.outcome, c.stated) for r, c in zip(records, results, strict=True)]
+    failed = [(v, r["rationale"]) for v, r in zip(verdicts, records, strict=True) if v != "kept"]
+    assert not failed, failed

@@ -442,13 +442,27 @@ def _shown_value(node: ast.expr) -> ast.expr | None:
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
             and isinstance(node.func.value, ast.Constant) and node.args):
         return _shown_value(node.args[-1])
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and _is_text(node.left):  # "%d" % x
         right = node.right.elts[-1] if isinstance(node.right, ast.Tuple) and node.right.elts else node.right
         return _shown_value(right)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (_is_text(node.left) or _is_text(node.right)):
         parts = [p for p in (_shown_value(node.left), _shown_value(node.right)) if p is not None]
-        return parts[-1] if parts else None
+        return parts[-1] if parts else None  # "Total: " + str(x)
     return node
+
+
+def _is_text(node: ast.expr) -> bool:
+    """An expression that builds text: a string, an f-string, `str(...)`, `"...".format(...)`, or a sum of these."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str":
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return isinstance(node.func.value, ast.Constant)
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (_is_text(node.left) or
+                                                                              _is_text(node.right))
 
 
 def _formatted(value: ast.FormattedValue) -> ast.expr:
