@@ -482,7 +482,7 @@ _CHARACTERS = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷":
                              "—": "-", "$": None, "`": None, "≠": "!"})
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d.]|,\d)")
 _IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?=[A-Za-z_(])(?![eE][-+]?\d)|(\))\s*(?=[A-Za-z_(])")
-_TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z].*$")
+_TRAILING_COMMENT = re.compile(r"\s(?://|%)\s+[A-Za-z]+\s+[A-Za-z]+.*$")  # words, not `total % boxes`
 _DECLARATION = re.compile(r"^[A-Za-z_]\w*\s*=\s*\?$")  # "meals = ?": an unknown announced, not an equation
 _PERCENT_OF = re.compile(r"(\d)\s*%\s+of\b")
 _KEYWORD = re.compile(r"\b(yield|return|class|pass|from|with|import|global|def|del|assert|break|continue|except|"
