@@ -198,6 +198,9 @@ print(cost_per_person(120, 4))""", 30),
     money_spent = 5 * 3
     result = money_initial - money_spent
     return result""", 8),
+    ("""    money_initial = 23
+    money_spent = 5 * 3
+    return money_initial - money_spent""", 8),
     ("""def compute_total_pages():
     pages_per_day = 3 * 2
     return pages_per_day * 365 // 3 * 2

@@ -157,7 +157,7 @@ def _parse_program(source: str) -> ast.Module:
     try:
         return ast.parse(source)
     except SyntaxError as error:
-        bare_body = source[:1].isspace() or "'return' outside function" in str(error)
+        bare_body = source[:1].isspace() or any(m in str(error) for m in ("'return' outside", "unexpected indent"))
         if not bare_body:
             raise
         return ast.parse("def solution():\n" + textwrap.indent(textwrap.dedent(source), "    "))
@@ -173,7 +173,7 @@ def _strip_prompts(block: str) -> str:
 
 def _code_in_prose(text: str) -> str:
     """The whole text if it parses, else the lines from the first to the last one that looks like code."""
-    text = text.strip()
+    text = text.strip("\n").rstrip()
     try:
         ast.parse(text)
         return text
