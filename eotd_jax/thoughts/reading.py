@@ -79,7 +79,7 @@ def read_rationale(thought: str, text: str) -> Reading:
 def _without_next_question(text: str) -> str:
     """A completion model that goes on to write the next "Q: ..." of its few-shot prompt: that part is cut,
     once what comes before it has answered (so "Question 1: ..." sub-questions of one rationale stay)."""
-    text = text.strip()
+    text = text.strip("\r\n").rstrip()  # a first line's indentation may be code's
     for match in _NEXT_QUESTION.finditer(text):
         before = text[: match.start()]
         if _ANSWERED.search(before) or marked_answer(before) is not None:
