@@ -317,6 +317,9 @@ WRONG = [
     ("pot", "from os import *\nans = len(getcwd()) * 0 + 3", 3, "forbidden"),
     # Prose without a program, and a program that answers nothing.
     ("pot", "The answer is 72.", 72, "syntax"),
+    # The only program failed (its output block shows the traceback); the prose then just asserts an answer.
+    ("pot", "```python\nx = 1 / 0\n```\n```output\nZeroDivisionError: division by zero\n```\nThe answer is 5.", 5,
+     "syntax"),
     ("pot", "```python\nx = 72\n```", 72, "no_ans"),
     ("cot", "I could not work this out.", 5, "no_answer"),
 ]

@@ -123,6 +123,8 @@ def program_blocks(text: str) -> list[str]:
 
 def read_pot(text: str) -> Reading:
     blocks = program_blocks(text)
+    if not blocks and _FENCE.search(text):
+        return Reading.fail(Failure.SYNTAX, "no runnable program in the reply's fences")
     source = "\n".join(_strip_prompts(b) for b in blocks) if blocks else _code_in_prose(text)
     try:
         tree = _parse_program(source)
