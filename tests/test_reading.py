@@ -395,6 +395,8 @@ def test_eot_form_is_the_parsers_notation():
     assert read_rationale("eot", "Equation 1: tax = 8% of price").form == "tax = 8% * price"
     assert read_rationale("eot", "return = profit / cost").form == "return_ = profit / cost"
     assert read_rationale("eot", "left = total % boxes").form == "left = total % boxes"
+    assert read_rationale("eot", "x + 8 * x = 27\n% The answer is 8 * x:").form == "x + 8 * x = 27\nans = 8 * x"
+    assert read_rationale("eot", "x = 2\n% The answer is the number of meals:").form == "x = 2"
     assert read_rationale("eot", "left = total % boxes % the apples left over").form == "left = total % boxes"
     assert read_rationale("eot", "1. x = 5\n2. y = x + 1 // one more\n- ans = y.").form == "x = 5\ny = x + 1\nans = y"
 

@@ -492,7 +492,7 @@ _KEYWORD = re.compile(r"\b(yield|return|class|pass|from|with|import|global|def|d
 _TRAILING_WORDS = re.compile(r"([\w)])\s+(?:\([A-Za-z][^()]*\)|[A-Za-z]{2,}(?:\s+[A-Za-z]+)*)\s*$")
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s*")
 _PROSE = re.compile(r"\b[A-Za-z]{2,}\s+[A-Za-z]{2,}")
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([A-Za-z_]\w*)`?\s*[.:]?\s*$", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*`?([^`]{1,80}?)`?\s*[.:]?\s*$", re.IGNORECASE)
 
 
 def read_eot(text: str) -> Reading:
@@ -511,8 +511,9 @@ def read_eot(text: str) -> Reading:
             answer_name = match[1]
     if not equations:
         return Reading.fail(Failure.SYNTAX, "no equations found")
-    if answer_name and answer_name != "ans" and not any(re.match(r"\s*ans\s*=", e) for e in equations):
-        equations.append(f"ans = {answer_name}")  # "% ... The answer is meals:" with no `ans` line
+    named = answer_name is not None and answer_name != "ans" and _parses(f"ans = {answer_name}")
+    if named and not any(re.match(r"\s*ans\s*=", e) for e in equations):
+        equations.append(f"ans = {answer_name}")  # "% ... The answer is meals:" (or `meals * 2`), no `ans` line
     return Reading("\n".join(equations), stated=stated_answer(text))
 
 
