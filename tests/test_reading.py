@@ -304,6 +304,9 @@ WRONG = [
     # A system that does not solve stays rejected, whatever its comments claim.
     ("eot", "% The answer is 3:\nmeals + packages = 27\nans = meals", 3, "underdetermined"),
     ("eot", "% Two facts that contradict:\nx = 1\nx = 2\nans = x", 1, "inconsistent"),
+    # A number claimed in prose or a comment is never the system's answer.
+    ("eot", "meals + packages = 27\nThe answer is 3.", 3, "no_ans"),
+    ("eot", "meals + packages = 27\n% The answer is 3:", 3, "no_ans"),
     ("eot", "% 0/0 is not an answer:\ny = 1\nans = (y - 1) / (y - 1)", 1, "error"),
     # A scaffold import that IS used stays forbidden: the sandbox is never loosened for it.
     ("pot", "import numpy as np\nans = int(np.array([8, 8]).sum())", 16, "forbidden"),

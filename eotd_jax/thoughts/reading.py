@@ -511,7 +511,7 @@ def read_eot(text: str) -> Reading:
             answer_name = match[1]
     if not equations:
         return Reading.fail(Failure.SYNTAX, "no equations found")
-    named = answer_name is not None and answer_name != "ans" and _parses(f"ans = {answer_name}")
+    named = answer_name is not None and answer_name != "ans" and _refers_to_unknowns(answer_name, equations)
     if named and not any(re.match(r"\s*ans\s*=", e) for e in equations):
         equations.append(f"ans = {answer_name}")  # "% ... The answer is meals:" (or `meals * 2`), no `ans` line
     return Reading("\n".join(equations), stated=stated_answer(text))
@@ -536,6 +536,17 @@ def _normalise_equation(line: str) -> str | None:
     if _PROSE.search(line.split("#", 1)[0]) and not _parses(line):
         return None  # "Let x = the number of meals"
     return line
+
+
+def _refers_to_unknowns(expression: str, equations: list[str]) -> bool:
+    """True for an expression of the system's unknowns ("meals", "8 * x"); a bare number claimed in prose
+    ("The answer is 3") never becomes the system's answer."""
+    try:
+        names = {n.id for n in ast.walk(ast.parse(expression.strip(), mode="eval")) if isinstance(n, ast.Name)}
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    unknowns = set(re.findall(r"[A-Za-z_]\w*", "\n".join(equations)))
+    return bool(names) and names <= unknowns
 
 
 def _parses(line: str) -> bool:
