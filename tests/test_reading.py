@@ -433,7 +433,8 @@ def test_reader_executes_nothing(monkeypatch):
 @pytest.mark.parametrize("thought", ["cot", "pot", "eot"])
 @pytest.mark.parametrize("hostile", [
     "1+" * 24_000, "a" * 49_000, "x = " + "a" * 49_000, "```\n" * 12_000, "Answer: " * 6_000, "\\boxed{" * 7_000,
-    "So " + "1 + 1 " * 8_000, "% " * 24_000 + "\nans = 1", ("(" * 90 + "\n") * 500,
+    "So " + "1 + 1 " * 8_000, "% " * 24_000 + "\nans = 1", ("(" * 90 + "\n") * 500, "x\nQ: " * 12_000,
+    "def f(:\n" * 6_000, "```python\nx = 1\n```\n```output\nError\n```\n" * 1_000,
 ])
 def test_hostile_text_is_read_fast(thought, hostile):
     """Readers and answer extraction are linear-time: no regular expression backtracks on adversarial text."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import itertools
 import re
 import textwrap
 from fractions import Fraction
@@ -80,7 +81,7 @@ def _without_next_question(text: str) -> str:
     """A completion model that goes on to write the next "Q: ..." of its few-shot prompt: that part is cut,
     once what comes before it has answered (so "Question 1: ..." sub-questions of one rationale stay)."""
     text = text.strip("\r\n").rstrip()  # a first line's indentation may be code's
-    for match in _NEXT_QUESTION.finditer(text):
+    for match in itertools.islice(_NEXT_QUESTION.finditer(text), 8):  # bounded: linear in the text
         before = text[: match.start()]
         if _ANSWERED.search(before) or marked_answer(before) is not None:
             return before
