@@ -79,6 +79,8 @@ def solve_system(text: str) -> Outcome:
         expressions, divisors = _parse(text)
     except EquationError as error:
         return Outcome.fail(error.failure, str(error))
+    except RecursionError:
+        return Outcome.fail(Failure.TOO_LARGE, "expression nested too deeply")
     answer = sympy.Symbol(ANSWER_NAME, real=True)
     symbols = sorted(set().union(*(e.free_symbols for e in expressions)), key=lambda s: s.name)
     if answer not in symbols:
@@ -102,6 +104,8 @@ def solve_system(text: str) -> Outcome:
         return Outcome.fail(error.failure, str(error))
     except (NotImplementedError, ValueError, TypeError, ZeroDivisionError, AttributeError) as error:
         return Outcome.fail(Failure.ERROR, f"sympy could not solve the system: {error}")
+    except RecursionError:
+        return Outcome.fail(Failure.TOO_LARGE, "the system is nested too deeply to solve")
     defined = [s for s in solutions if not any(_is_zero(d.subs(s)) for d in divisors)]
     if solutions and not defined:
         return Outcome.fail(Failure.ERROR, "division by zero at the solution")
