@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from data_gen.prompts import load_prompt
+from data_gen.prompts import PROMPT_STYLES, load_prompt
 from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
@@ -32,8 +32,8 @@ from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
 from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 
 _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets"))
 
@@ -41,6 +41,9 @@ flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
 flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(['synthetic', *BENCHMARKS])}")
 flags.DEFINE_string("split", "train", "dataset split")
+flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
+                  "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
+                  "(also the gold teacher's EoT); compact: bare equations")
 flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout (env EOTD_DATA_DIR)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
@@ -94,11 +97,12 @@ def load_problems() -> list[Problem]:
 
 def make_teacher():
     if FLAGS.teacher == "gold":
-        return GoldTeacher()
+        return GoldTeacher(FLAGS.prompt_style)
     settings = ApiSettings(
         model=FLAGS.model, base_url=FLAGS.base_url, api_key_env=FLAGS.api_key_env, temperature=FLAGS.temperature,
         top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
+        prompt_style=FLAGS.prompt_style,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
         price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
         batch=BatchSettings(poll_seconds=FLAGS.batch_poll_seconds, max_requests=FLAGS.batch_max_requests,
@@ -139,7 +143,9 @@ def main(argv):
         "split": FLAGS.split,
         "problems": len(problems),
         "thoughts": thoughts,
-        "prompts_sha256": {t: load_prompt(t).sha256 for t in thoughts} if FLAGS.teacher == "openai" else {},
+        "prompt_style": FLAGS.prompt_style,
+        "prompts_sha256": ({t: load_prompt(t, FLAGS.prompt_style).sha256 for t in thoughts}
+                           if FLAGS.teacher == "openai" else {}),
         "settings": {name: FLAGS[name].value for name in _SETTINGS},
         "counts": {t: {"candidates": sum(c.values()), "kept": c["kept"],
                        "rejected": {r: n for r, n in sorted(c.items()) if r != "kept"}} for t, c in counts.items()},

@@ -30,7 +30,7 @@ from email.policy import HTTP
 
 from absl import app, flags
 
-from data_gen.prompts import load_prompt
+from data_gen.prompts import PROMPT_STYLES, load_prompt
 from eotd_jax.thoughts.scoring import THOUGHTS
 
 
@@ -38,7 +38,7 @@ class FakeChatServer:
     def __init__(self, answers: dict[str, dict[str, str]], latency: float = 0.0,
                  faults: dict[str, list[str]] | None = None, api_key: str = "test-key", port: int = 0):
         self.answers, self.latency, self.faults, self.api_key = answers, latency, faults or {}, api_key
-        self.systems = {load_prompt(t).system: t for t in THOUGHTS}
+        self.systems = {load_prompt(t, style).system: t for t in THOUGHTS for style in PROMPT_STYLES}
         self.received: collections.Counter = collections.Counter()  # body hash -> count
         self.lock = threading.Lock()
         self.attempts: collections.Counter = collections.Counter()  # question -> attempts so far

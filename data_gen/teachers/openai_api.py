@@ -40,6 +40,7 @@ class ApiSettings:
     model: str
     base_url: str | None = None  # None: the OpenAI API (or OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"
+    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 512
@@ -104,7 +105,7 @@ class OpenAITeacher:
         s = self.settings
         requests = []
         for thought in thoughts:
-            prompt = load_prompt(thought)
+            prompt = load_prompt(thought, s.prompt_style)
             for problem in problems:
                 messages = prompt.messages(problem.question)
                 for first in range(0, samples, s.samples_per_request):

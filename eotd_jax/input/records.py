@@ -1,16 +1,66 @@
-"""Reading data_gen's shards (TFRecord with TFDS metadata, or JSON lines) into plain records."""
+"""The shard record: its fields, its serialisation (TFRecord example or JSON line) and reading shards back.
+
+data_gen writes records through `to_example` / `to_json_line`; the trainer
+reads them with `read_records`. `rationale` is the training target exactly as
+the teacher wrote it; `verified_form` is what the verifier executed (the
+program or system its reader found), recorded beside it. Shards written before
+`verified_form` existed read back with it empty.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
 
-TEXT_FIELDS = ("id", "source", "question", "thought", "rationale", "answer", "teacher")
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One verified example (DESIGN.md, "Verified example")."""
+
+    id: str
+    source: str
+    question: str
+    thought: str
+    rationale: str
+    answer: str
+    teacher: str
+    sample_index: int
+    verified_form: str = ""
+
+
+TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(Record) if f.type == "str")
+_OPTIONAL = {"verified_form": ""}
+
+
+def to_example(record: Record) -> bytes:
+    """A serialised `tf.train.Example`: text fields as UTF-8 bytes, `sample_index` as int64."""
+    import tensorflow as tf
+
+    feature = {name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[getattr(record, name).encode()]))
+               for name in TEXT_FIELDS}
+    feature["sample_index"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[record.sample_index]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+
+
+def to_json_line(record: Record) -> bytes:
+    return (json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n").encode()
+
+
+def tfds_features():
+    """The TFDS feature spec matching `to_example`, for the metadata written beside the shards."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict({
+        **{name: tfds.features.Text() for name in TEXT_FIELDS},
+        "sample_index": tfds.features.Scalar(dtype=tf.int64),
+    })
 
 
 def read_records(data_dir: str, thoughts: tuple[str, ...] | None = None) -> list[dict]:
-    """All records under `data_dir` (in shard order), optionally only those of some thoughts."""
+    """All records under `data_dir` (in shard order) as dicts of the `Record` fields, optionally of some thoughts."""
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data dir {data_dir} does not exist (build it with python -m data_gen.build)")
     tfrecords = sorted(glob.glob(os.path.join(data_dir, "*-train.tfrecord-*-of-*")))
@@ -21,7 +71,7 @@ def read_records(data_dir: str, thoughts: tuple[str, ...] | None = None) -> list
         records = []
         for path in jsonl:
             with open(path, encoding="utf-8") as lines:
-                records.extend(json.loads(line) for line in lines if line.strip())
+                records.extend({**_OPTIONAL, **json.loads(line)} for line in lines if line.strip())
     else:
         raise FileNotFoundError(f"data dir {data_dir} holds no *-train.tfrecord-* or *-train.jsonl-* shards")
     if thoughts is not None:
@@ -35,7 +85,9 @@ def _read_tfrecords(paths: list[str]) -> list[dict]:
     records = []
     for raw in tf.data.TFRecordDataset(paths):
         features = tf.train.Example.FromString(raw.numpy()).features.feature
-        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS}
+        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
+                  if name in features or name not in _OPTIONAL}
+        record = {**_OPTIONAL, **record}
         record["sample_index"] = int(features["sample_index"].int64_list.value[0])
         records.append(record)
     return records
