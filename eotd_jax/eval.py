@@ -29,8 +29,8 @@ from eotd_jax.evaluation import HELD_OUT, DecodeSettings, accuracy, answer_quest
 from eotd_jax.journal import Journal
 from eotd_jax.strategies import STRATEGIES
 from eotd_jax.student import load_student
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the student's training config (default: the one saved "
                                           "in the checkpoint)", lock_config=True)

@@ -38,8 +38,8 @@ from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 from eotd_jax.tokenizer import load_tokenizer
 
 

@@ -31,7 +31,7 @@ from email.policy import HTTP
 from absl import app, flags
 
 from data_gen.prompts import PROMPT_STYLES, load_prompt
-from eotd_jax.thoughts.scoring import THOUGHTS
+from eotd_jax.thoughts import THOUGHTS
 
 
 class FakeChatServer:

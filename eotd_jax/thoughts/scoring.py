@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 
-from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.answers import answers_match, parse_number
 from eotd_jax.thoughts.cot import extract_cot_answer
 from eotd_jax.thoughts.outcome import Outcome
 from eotd_jax.thoughts.reading import read_rationale
 from eotd_jax.thoughts.sandbox import SandboxPool
 
-__all__ = ["THOUGHTS", "Checked", "check", "verdict", "verify"]
+__all__ = ["Checked", "check", "verdict", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
