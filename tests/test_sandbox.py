@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from fractions import Fraction
 
@@ -130,12 +131,21 @@ def test_killed_zygotes_are_replaced():
     with SandboxPool(num_workers=2) as pool:
         for zygote in list(pool._all):
             os.kill(zygote.process.pid, signal.SIGKILL)
-        first = [pool.run_program("ans = 1") for _ in range(2)]
-        assert {o.failure for o in first} == {Failure.CRASHED}
-        assert all("exited" in o.message for o in first)
+            zygote.process.wait()
         assert [pool.run_program(f"ans = {i}").value for i in range(4)] == [0, 1, 2, 3]
-        assert pool.solve_equations("ans = 3").failure is Failure.CRASHED  # the EoT zygotes were killed too
-        assert pool.solve_equations("2 * x = 8\nans = x").value == 4
+        assert [pool.solve_equations(f"2 * x = {2 * i}\nans = x").value for i in range(3)] == [0, 1, 2]
+        assert len(pool._all) == 4
+
+
+def test_a_zygote_dying_mid_task_is_crashed_and_replaced():
+    with SandboxPool(num_workers=1, cpu_seconds=5) as pool:
+        (zygote,) = [z for z in pool._all if z.kind == "pot"]
+        killer = threading.Timer(0.5, os.kill, (zygote.process.pid, signal.SIGKILL))
+        killer.start()
+        outcome = pool.run_program("while True:\n    pass")
+        killer.join()
+        assert outcome.failure is Failure.CRASHED and "exited" in outcome.message, outcome
+        assert pool.run_program("ans = 2").value == 2
 
 
 def test_the_pool_states_its_layers():

@@ -397,27 +397,29 @@ def test_the_parent_is_alive_and_its_key_unread():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs as root only: it starts the unprivileged run itself")
-def test_the_attacks_hold_as_an_ordinary_user(tmp_path):
-    """This module again, as uid 65534 (no root, no namespaces, no uid drop: Landlock and seccomp hold).
+def test_the_attacks_hold_as_an_ordinary_user():
+    """This module again, as uid 65534 (not root: no namespaces, no uid drop; Landlock and seccomp hold).
 
     Where the interpreter lives under a directory that uid cannot read (a pyenv under /root),
     the run gets CAP_DAC_READ_SEARCH to start Python at all; the children drop it before a task.
     """
-    setpriv = "/usr/bin/setpriv"
-    if not os.path.exists(setpriv):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    tmp_path.chmod(0o777)
-    readable = subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", "import os"],
-        capture_output=True,
-    ).returncode == 0
-    caps = [] if readable else ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-    command = [
-        setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *caps,
-        sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-x", "-p", "no:cacheprovider",
-        f"--basetemp={tmp_path / 'pytest'}", "-k", "not ordinary_user",
-    ]
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    spawns = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import pytest'], check=True)"
+    if subprocess.run([*as_nobody, sys.executable, "-c", spawns], capture_output=True, cwd="/").returncode:
+        as_nobody += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    home = tempfile.mkdtemp(prefix="sandbox-unprivileged-")
+    try:
+        os.chmod(home, 0o777)
+        command = [
+            *as_nobody, sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-x", "-p", "no:cacheprovider",
+            f"--basetemp={home}/pytest", "-k", "not ordinary_user",
+        ]
+        env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(command, capture_output=True, text=True, cwd=home, env=env, timeout=300)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout

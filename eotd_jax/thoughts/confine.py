@@ -27,11 +27,12 @@ import errno
 import math
 import os
 import resource
+import signal
 
 UNPRIVILEGED_UID = 65534  # `nobody`: owns no files
 _CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
 _MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
-_PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 _ALLOWED_SYSCALLS = (
@@ -83,6 +84,7 @@ class Confinement:
     _ruleset: object = None
     _filter_program: object = None
     _address_space: int = 0
+    _zygote_pid: int = 0
 
     def prepare(self) -> None:
         """Once, in the zygote: namespaces (as root), the Landlock ruleset, the seccomp filter compiled to BPF."""
@@ -93,6 +95,7 @@ class Confinement:
         self._ruleset, self.landlock = _landlock_ruleset(self.read_dirs, self.scratch)
         self._filter_program, self.seccomp = _compile_seccomp_filter(self._ruleset is not None)
         self._address_space = _address_space()
+        self._zygote_pid = os.getpid()
 
     @property
     def ruleset_fd(self) -> int | None:
@@ -122,6 +125,9 @@ class Confinement:
             os.setresuid(UNPRIVILEGED_UID, UNPRIVILEGED_UID, UNPRIVILEGED_UID)  # clears the capabilities
         else:
             _drop_capabilities()  # an ordinary user may still hold some (ambient, file capabilities)
+        # after the uid change, which clears it: a child never outlives its zygote's wall-clock watch
+        if _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) or os.getppid() != self._zygote_pid:
+            raise OSError("the zygote is gone")
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
         os.chdir(self.scratch)
         if self._filter_program is not None:

@@ -250,6 +250,8 @@ class SandboxPool:
             return Outcome.fail(Failure.TOO_LARGE, f"input longer than {MAX_CONTROL_BYTES} bytes")
         zygote = self._idle[kind].get()
         try:
+            if zygote.process.poll() is not None:  # died while idle (OOM killer, an operator): no task lost
+                zygote = self._replace(zygote)
             return zygote.run(request, self.wall_seconds)
         except TimeoutError:
             zygote = self._replace(zygote)
