@@ -7,10 +7,11 @@ and warm-up of every lazy path, the seccomp filter built, `gc.freeze()` so
 children share the warmed heap copy-on-write. Per task:
 
     parent -> zygote   {"kind": "pot"|"eot", "source": str, "cpu_seconds": float, "wall_seconds": float}
-    zygote             a fresh result pipe, fork
-    zygote -> parent   {"pid": int} with the pipe's read end (SCM_RIGHTS)
-    child              closes every other fd, confines itself (`confine.py`), adds the
-                       audit hook, runs the task, writes one frame (`frames.py`), exits
+    (ahead of the request, the zygote has forked a child with a fresh request pipe and
+    result pipe; it has confined itself (`confine.py`), closed every other fd and waits)
+    zygote -> parent   {"pid": int} with the result pipe's read end (SCM_RIGHTS)
+    zygote -> child    the request; the child adds the audit hook, runs the task,
+                       writes one frame (`frames.py`), exits
     zygote             kills the child at the wall limit, reaps it, empties the scratch dir
     zygote -> parent   {"status": <wait status>, "timed_out": bool}
 
@@ -22,6 +23,7 @@ parent's or the zygote's fds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import importlib
 import io
@@ -186,13 +188,17 @@ def _run_task(task: Callable[[str], dict], request: dict, violations: list[str])
     return reply
 
 
-def _child(task: Callable[[str], dict], request: dict, reply_fd: int, confinement: Confinement):
-    """Runs in the forked child; never returns."""
+def _child(task: Callable[[str], dict], request_fd: int, reply_fd: int, confinement: Confinement):
+    """Runs in the forked child: confines itself, then waits for its one request; never returns."""
     code = 70
     try:
         confinement.apply()
-        os.closerange(3, reply_fd)  # the control socket, the zygote's files: gone before the task
-        os.closerange(reply_fd + 1, 1 << 20)
+        keep = sorted((request_fd, reply_fd))
+        os.closerange(3, keep[0])  # the control socket, the zygote's files, other children's pipes
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 1 << 20)
+        request = json.loads(_read_to_end(request_fd))
+        os.close(request_fd)
         violations: list[str] = []
         sys.addaudithook(_audit_hook(confinement.scratch, confinement.read_dirs, violations))
         reply = _run_task(task, request, violations)
@@ -200,6 +206,13 @@ def _child(task: Callable[[str], dict], request: dict, reply_fd: int, confinemen
         code = 0
     finally:
         os._exit(code)
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _empty(scratch: str) -> None:
@@ -219,23 +232,43 @@ def _empty(scratch: str) -> None:
         raise RuntimeError("the scratch dir could not be emptied")
 
 
-def _serve_one(control: socket.socket, task: Callable[[str], dict], request: dict, confinement: Confinement) -> None:
-    read_end, write_end = os.pipe()
+@dataclasses.dataclass
+class _Spare:
+    """A child forked and confined ahead of its task, blocked reading its request."""
+
+    pid: int
+    pidfd: int
+    request_fd: int
+    reply_fd: int
+
+
+def _fork_spare(task: Callable[[str], dict], confinement: Confinement) -> _Spare:
+    request_read, request_write = os.pipe()
+    reply_read, reply_write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(read_end)
-        _child(task, request, write_end, confinement)
-    os.close(write_end)
-    pidfd = os.pidfd_open(pid)
+        _child(task, request_read, reply_write, confinement)
+    os.close(request_read)
+    os.close(reply_write)
+    return _Spare(pid, os.pidfd_open(pid), request_write, reply_read)
+
+
+def _serve_one(control: socket.socket, message: bytes, child: _Spare, confinement: Confinement) -> None:
+    """Hands one request to the waiting child, watches its wall clock, reaps it, empties scratch."""
     try:
-        socket.send_fds(control, [json.dumps({"pid": pid}).encode()], [read_end])
+        socket.send_fds(control, [json.dumps({"pid": child.pid}).encode()], [child.reply_fd])
     finally:
-        os.close(read_end)
-    timed_out = not select.select([pidfd], [], [], float(request["wall_seconds"]))[0]
+        os.close(child.reply_fd)
+    try:
+        os.write(child.request_fd, message)  # at most MAX_CONTROL_BYTES: one pipe buffer
+    except BrokenPipeError:
+        pass  # the child failed to confine itself and exited: its status says so
+    os.close(child.request_fd)
+    timed_out = not select.select([child.pidfd], [], [], float(json.loads(message)["wall_seconds"]))[0]
     if timed_out:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
+        signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+    _, status = os.waitpid(child.pid, 0)
+    os.close(child.pidfd)
     _empty(confinement.scratch)
     control.send(json.dumps({"status": status, "timed_out": timed_out}).encode())
 
@@ -265,8 +298,10 @@ def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_
     gc.collect()
     gc.freeze()  # the warmed heap stays shared: collections in children skip it
     control.send(json.dumps({"ready": True, "layers": confinement.report()}).encode())
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     while True:
+        child = _fork_spare(task, confinement)  # forks and confines while the parent is busy elsewhere
         message = control.recv(MAX_CONTROL_BYTES)
         if not message:
-            return  # the parent closed the socket (or died)
-        _serve_one(control, task, json.loads(message), confinement)
+            return  # the parent closed the socket (or died); the spare dies with this process
+        _serve_one(control, message, child, confinement)
