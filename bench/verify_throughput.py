@@ -1,12 +1,14 @@
 """Verification throughput: the sandbox pool (a fresh confined process per task, forked from a
 warmed zygote) against a fresh interpreter per item, measured in the same process.
 
-The reference starts `python -I -c` per item, unsandboxed: the program bare for PoT,
-`eot.solve_system` (so a sympy import) for EoT. Inputs are realistic PoT programs and
-EoT systems generated with a fixed seed; both sides use all workers. Prints items/s,
-the ratio, and CPU milliseconds per task (parent + zygote + child), which a loaded
-machine does not inflate the way it does wall time. Targets (issue 13): PoT >= 300/s
-on 2 cores and >= 10x the fresh interpreter.
+The reference is the design the zygote replaces: per item, a fresh `python -I` that
+imports the worker code, prepares and applies the same confinement and runs the task
+(no warm-up beyond what the task itself loads). As a floor, PoT is also timed with a bare,
+unsandboxed `python -I -c <program>` per item. Inputs are realistic PoT programs and EoT
+systems generated with a fixed seed; every side uses all workers. Prints items/s, the
+ratios, and CPU milliseconds per task (parent + zygote + child), which a loaded machine
+does not inflate the way it does wall time. Targets (issue 13): PoT >= 300/s on 2 cores
+and >= 10x a fresh interpreter per item.
 
     python bench/verify_throughput.py [--items 2000] [--fresh_items 40] [--workers N]
 """
@@ -49,9 +51,34 @@ def make_system(rng: random.Random) -> str:
     return f"ans = apples + pears - {c}\napples + pears = {a + b}\napples - pears = {a - b}\n"
 
 
+_ONE_SHOT = """
+import os, sys, tempfile
+sys.path.insert(0, {root!r})
+from eotd_jax.thoughts import worker
+from eotd_jax.thoughts.confine import Confinement, Limits
+dirs = tuple(sorted({{p for p in sys.path if p and os.path.isdir(p)}}))
+confinement = Confinement(Limits(1 << 30, 1 << 20, 2.0), dirs, tempfile.mkdtemp())
+confinement.prepare()
+task = worker.TASKS[{kind!r}][0](65536)
+pid = os.fork()  # confinement applies to a child of the process that prepared it
+if pid == 0:
+    confinement.apply()
+    reply = worker._run_task(task, {{"source": {source!r}, "cpu_seconds": 2.0}}, [])
+    os._exit("value" not in reply)
+sys.exit(os.waitpid(pid, 0)[1])
+"""
+
+
 def fresh_interpreter(kind: str, source: str) -> None:
-    code = source if kind == "pot" else f"from eotd_jax.thoughts.eot import solve_system\nsolve_system({source!r})"
-    subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {_ROOT!r})\n{code}"], check=True)
+    """The same task and confinement in a fresh interpreter of its own."""
+    code = _ONE_SHOT.format(root=_ROOT, kind=kind, source=source)
+    subprocess.run([sys.executable, "-I", "-c", code], check=True)
+
+
+def bare_interpreter(kind: str, source: str) -> None:
+    """The floor: the program alone in a fresh interpreter, no sandbox at all."""
+    del kind
+    subprocess.run([sys.executable, "-I", "-c", source], check=True)
 
 
 def process_cpu_seconds(pids: list[int]) -> float:
@@ -83,10 +110,10 @@ def pool_rate(pool: SandboxPool, kind: str, items: list[str]) -> tuple[float, fl
     return len(items) / elapsed, 1000 * cpu / len(items)
 
 
-def fresh_rate(kind: str, items: list[str], workers: int) -> float:
+def fresh_rate(run_one, kind: str, items: list[str], workers: int) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as executor:
-        list(executor.map(lambda source: fresh_interpreter(kind, source), items))
+        list(executor.map(lambda source: run_one(kind, source), items))
     return len(items) / (time.perf_counter() - start)
 
 
@@ -100,12 +127,15 @@ def main(argv):
     print(f"{_WORKERS.value} workers on {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     with SandboxPool(num_workers=_WORKERS.value) as pool:
         print(pool.layers)
-        print(f"{'kind':5} {'pool items/s':>13} {'CPU ms/item':>12} {'fresh python items/s':>21} {'ratio':>8}")
+        print(f"{'kind':5} {'pool items/s':>13} {'CPU ms/item':>12} {'fresh sandboxed python/s':>25} {'ratio':>7}")
         for kind, items in inputs.items():
             pool.map(kind, items[:50])  # first forks fault in the zygotes' pages
             pooled, cpu_ms = pool_rate(pool, kind, items)
-            fresh = fresh_rate(kind, items[: _FRESH_ITEMS.value], _WORKERS.value)
-            print(f"{kind:5} {pooled:13.1f} {cpu_ms:12.2f} {fresh:21.2f} {pooled / fresh:7.1f}x")
+            fresh = fresh_rate(fresh_interpreter, kind, items[: _FRESH_ITEMS.value], _WORKERS.value)
+            print(f"{kind:5} {pooled:13.1f} {cpu_ms:12.2f} {fresh:25.2f} {pooled / fresh:6.1f}x")
+            if kind == "pot":
+                bare = fresh_rate(bare_interpreter, kind, items[: 2 * _FRESH_ITEMS.value], _WORKERS.value)
+                print(f"{'':5} floor: bare `python -I -c <program>` {bare:.1f}/s; pool / bare = {pooled / bare:.1f}x")
 
 
 if __name__ == "__main__":

@@ -96,20 +96,20 @@ class _Zygote:
             self.control.send(request)
         except OSError as error:
             raise _ZygoteGone(f"zygote exited ({error})") from None
-        deadline = time.monotonic() + wall_seconds + _ZYGOTE_SECONDS
-        started, fds = self._receive(deadline, with_fds=True)
+        done, fds = self._receive(time.monotonic() + wall_seconds + _ZYGOTE_SECONDS, with_fds=True)
         try:
-            if set(started) != {"pid"} or type(started["pid"]) is not int or len(fds) != 1:
-                raise _ZygoteGone("zygote sent a malformed start message")
-            data = _read_to_end(fds[0], frames.MAX_FRAME_BYTES + 4, deadline)
+            if (
+                set(done) != {"status", "timed_out"}
+                or type(done["status"]) is not int
+                or not isinstance(done["timed_out"], bool)
+                or len(fds) != 1
+            ):
+                raise _ZygoteGone("zygote sent a malformed end message")
+            # the child has exited: its bytes are all in the pipe
+            data = _read_to_end(fds[0], frames.MAX_FRAME_BYTES + 4, time.monotonic() + _ZYGOTE_SECONDS)
         finally:
             for fd in fds:
                 os.close(fd)
-        done = self._receive(deadline)
-        if set(done) != {"status", "timed_out"} or type(done["status"]) is not int or not isinstance(
-            done["timed_out"], bool
-        ):
-            raise _ZygoteGone("zygote sent a malformed end message")
         if done["timed_out"]:
             return Outcome.fail(Failure.TIMEOUT, f"no result within {wall_seconds:g} s (killed)")
         return _outcome(done["status"], data)
@@ -146,7 +146,7 @@ class _Zygote:
 
 
 def _read_to_end(fd: int, limit: int, deadline: float) -> bytes:
-    """The child's bytes until it exits (EOF); stops reading, so the child fails, past `limit`."""
+    """The child's bytes up to EOF, or `limit` + 1 of them (then `frames.decode` refuses them)."""
     data = b""
     while len(data) <= limit:
         remaining = deadline - time.monotonic()

@@ -9,11 +9,11 @@ children share the warmed heap copy-on-write. Per task:
     parent -> zygote   {"kind": "pot"|"eot", "source": str, "cpu_seconds": float, "wall_seconds": float}
     (ahead of the request, the zygote has forked a child with a fresh request pipe and
     result pipe; it has confined itself (`confine.py`), closed every other fd and waits)
-    zygote -> parent   {"pid": int} with the result pipe's read end (SCM_RIGHTS)
     zygote -> child    the request; the child adds the audit hook, runs the task,
                        writes one frame (`frames.py`), exits
     zygote             kills the child at the wall limit, reaps it, empties the scratch dir
-    zygote -> parent   {"status": <wait status>, "timed_out": bool}
+    zygote -> parent   {"status": <wait status>, "timed_out": bool} with the result
+                       pipe's read end (SCM_RIGHTS): the parent reads and checks the frame
 
 So nothing a task does outlives it: no module, class, cache, decimal context
 or pending `__del__` reaches the next task, and the child never holds the
@@ -254,11 +254,11 @@ def _fork_spare(task: Callable[[str], dict], confinement: Confinement) -> _Spare
 
 
 def _serve_one(control: socket.socket, message: bytes, child: _Spare, confinement: Confinement) -> None:
-    """Hands one request to the waiting child, watches its wall clock, reaps it, empties scratch."""
-    try:
-        socket.send_fds(control, [json.dumps({"pid": child.pid}).encode()], [child.reply_fd])
-    finally:
-        os.close(child.reply_fd)
+    """Hands one request to the waiting child, watches its wall clock, reaps it, empties scratch.
+
+    The child's result pipe goes to the parent with the exit status: the zygote never reads it.
+    A reply fits the pipe's buffer (frames.MAX_FRAME_BYTES); a child writing more blocks until killed.
+    """
     try:
         os.write(child.request_fd, message)  # at most MAX_CONTROL_BYTES: one pipe buffer
     except BrokenPipeError:
@@ -270,7 +270,10 @@ def _serve_one(control: socket.socket, message: bytes, child: _Spare, confinemen
     _, status = os.waitpid(child.pid, 0)
     os.close(child.pidfd)
     _empty(confinement.scratch)
-    control.send(json.dumps({"status": status, "timed_out": timed_out}).encode())
+    try:
+        socket.send_fds(control, [json.dumps({"status": status, "timed_out": timed_out}).encode()], [child.reply_fd])
+    finally:
+        os.close(child.reply_fd)
 
 
 def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_bytes: int, print_limit: int,
