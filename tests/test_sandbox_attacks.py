@@ -62,6 +62,14 @@ OPEN_FDS = (
 )
 
 
+LIBC = (
+    "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    "def check(result):\n"
+    "    if result < 0:\n"
+    "        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
+)
+
+
 def frame(body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + body
 
@@ -320,6 +328,10 @@ def test_writes_outside_scratch_fail(escaped, targets):
         ("raise rlimit", "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\nans = 1"),
         ("chmod", "import os\nos.chmod(TARGETS + '/victim.py', 0o777)\nans = 1"),
         ("symlink out", "import os\nos.symlink('/etc/passwd', 'link')\nans = 1"),
+        ("SIGIO to the parent", LIBC + "check(libc.fcntl(1, 8, PARENT))\nans = 1"),  # F_SETOWN
+        ("ioctl", LIBC + "check(libc.ioctl(0, 0x5412, ctypes.c_char_p(b'x')))\nans = 1"),  # TIOCSTI
+        ("libc kill, signal 0", LIBC + "check(libc.kill(PARENT, 0))\nans = 1"),
+        ("prctl", LIBC + "check(libc.prctl(4, 1, 0, 0, 0))\nans = 1"),  # PR_SET_DUMPABLE
     ],
 )
 def test_processes_signals_devices_and_sockets_are_refused(escaped, targets, name, source):
@@ -385,6 +397,8 @@ def test_scratch_is_private_and_emptied(escaped):
         ("timer switched off", "import signal\nsignal.setitimer(signal.ITIMER_PROF, 0)\n"
          "signal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass", {Failure.TIMEOUT}),
         ("sleep", "import time\ntime.sleep(60)", {Failure.TIMEOUT}),
+        ("fill the disk", "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * (1 << 20))\n    i += 1",
+         {Failure.ERROR, Failure.TIMEOUT}),
     ],
 )
 def test_resource_attacks_are_bounded(escaped, name, source, expected):

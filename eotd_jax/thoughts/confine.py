@@ -1,8 +1,9 @@
 """Kernel-enforced confinement of one sandbox child, applied before untrusted code runs.
 
 The layers (what each stops on its own is in README "The sandbox"):
-- namespaces (zygote, as root): new network and mount namespaces, a private
-  tmpfs on /tmp; children inherit them, so creating them costs nothing per task;
+- namespaces (zygote): new network and mount namespaces, a private size-bounded
+  tmpfs on /tmp (not root: inside a user namespace, where the kernel allows one);
+  children inherit them, so creating them costs nothing per task;
 - uid (as root): the child drops to a uid that owns nothing, no groups, no capabilities
   (not root: it keeps the parent's uid and drops any capabilities);
 - rlimits: address space, CPU seconds, file size, open files, no core, no processes;
@@ -11,7 +12,7 @@ The layers (what each stops on its own is in README "The sandbox"):
 - seccomp (libseccomp through `pyseccomp`): an allow-list of the system calls
   computing needs; the process is killed (SIGSYS) on exec, fork/clone, kill,
   ptrace, sockets, mknod, mount, namespace, chmod/chown, link and rlimit calls;
-  any other call fails with EPERM. Without Landlock it also refuses every open
+  any other call (or ioctl/fcntl command) fails with EPERM. Without Landlock it also refuses every open
   for writing.
 
 `Confinement.prepare()` runs once in the zygote (namespaces, the Landlock
@@ -30,7 +31,8 @@ import resource
 import signal
 
 UNPRIVILEGED_UID = 65534  # `nobody`: owns no files
-_CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
+_CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
+_TMP_FILES = 16  # the private /tmp holds this many files of the largest size a task may write
 _MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -38,7 +40,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 _ALLOWED_SYSCALLS = (
     "read readv pread64 write writev pwrite64 close close_range lseek fstat newfstatat stat lstat statx "
     "statfs fstatfs access faccessat faccessat2 openat open getdents64 getcwd chdir fchdir readlink "
-    "readlinkat fcntl dup dup2 dup3 mkdir mkdirat unlink unlinkat rmdir rename renameat renameat2 "
+    "readlinkat dup dup2 dup3 mkdir mkdirat unlink unlinkat rmdir rename renameat renameat2 "
     "ftruncate truncate fsync fdatasync fadvise64 umask "
     "mmap munmap mremap mprotect brk madvise "
     "rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack restart_syscall setitimer getitimer "
@@ -60,6 +62,8 @@ _FATAL_SYSCALLS = (
     "finit_module delete_module kexec_load kexec_file_load reboot personality seccomp"
 ).split()
 _IOCTLS = (0x5401, 0x5451, 0x5450)  # TCGETS (isatty), FIOCLEX, FIONCLEX
+# F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC; not F_SETOWN/F_SETSIG (SIGIO to another process)
+_FCNTLS = (0, 1, 2, 3, 4, 1030)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -87,19 +91,18 @@ class Confinement:
     _zygote_pid: int = 0
 
     def prepare(self) -> None:
-        """Once, in the zygote: namespaces (as root), the Landlock ruleset, the seccomp filter compiled to BPF."""
-        self.namespaces = _enter_namespaces() if self.as_root else "off (not root)"
+        """Once, in the zygote: Landlock's read rules and the seccomp filter (with the caller's full
+        access), then the namespaces, then the scratch dir inside them and its rule."""
+        self._ruleset, self.landlock = _landlock_ruleset(self.read_dirs)
+        self._filter_program, self.seccomp = _compile_seccomp_filter(self._ruleset is not None)
+        self.namespaces = _enter_namespaces(self.as_root, _TMP_FILES * self.limits.file_bytes)
         os.makedirs(self.scratch, mode=0o700, exist_ok=True)
         if self.as_root:
             os.chown(self.scratch, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-        self._ruleset, self.landlock = _landlock_ruleset(self.read_dirs, self.scratch)
-        self._filter_program, self.seccomp = _compile_seccomp_filter(self._ruleset is not None)
+        if self._ruleset is not None:
+            _allow_scratch(self._ruleset, self.scratch)
         self._address_space = _address_space()
         self._zygote_pid = os.getpid()
-
-    @property
-    def ruleset_fd(self) -> int | None:
-        return None if self._ruleset is None else self._ruleset._fd
 
     def report(self) -> str:
         uid = f"on (uid {UNPRIVILEGED_UID})" if self.as_root else "off (not root: same uid as the parent)"
@@ -145,20 +148,31 @@ def _drop_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "dropping capabilities failed")
 
 
-def _enter_namespaces() -> str:
-    """New network and mount namespaces for this process (and so its children), a private /tmp."""
-    libc = _LIBC
-    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) != 0:
+def _enter_namespaces(as_root: bool, tmp_bytes: int) -> str:
+    """New network and mount namespaces for this process (so its children), a private, bounded /tmp.
+
+    Not root, a user namespace (mapping only the caller's own uid and gid) makes this possible
+    where the kernel allows unprivileged user namespaces; the children drop its capabilities.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    flags = _CLONE_NEWNS | _CLONE_NEWNET | (0 if as_root else _CLONE_NEWUSER)
+    if _LIBC.unshare(flags) != 0:
         return f"unavailable ({os.strerror(ctypes.get_errno())})"
-    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or libc.mount(
-        b"tmpfs", b"/tmp", b"tmpfs", 0, b"mode=0711"
+    if not as_root:
+        for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{path}", "w") as mapping:
+                mapping.write(text)
+    options = f"mode=0711,size={tmp_bytes}".encode()
+    if _LIBC.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or _LIBC.mount(
+        b"tmpfs", b"/tmp", b"tmpfs", 0, options
     ) != 0:
         return f"network only (private /tmp failed: {os.strerror(ctypes.get_errno())})"
-    return "on (network, mount, private /tmp)"
+    kinds = "network, mount" if as_root else "user, network, mount"
+    return f"on ({kinds}, private /tmp of {tmp_bytes >> 20} MiB)"
 
 
-def _landlock_ruleset(read_dirs: tuple[str, ...], scratch: str) -> tuple[object, str]:
-    """The ruleset, built once: read the interpreter's and the package's files, read/write scratch."""
+def _landlock_ruleset(read_dirs: tuple[str, ...]) -> tuple[object, str]:
+    """The ruleset, built once: read the interpreter's and the package's files (scratch: `_allow_scratch`)."""
     try:
         from landlock import FSAccess, Ruleset, landlock_abi_version, plumbing  # noqa: PLC0415 - optional
 
@@ -169,11 +183,16 @@ def _landlock_ruleset(read_dirs: tuple[str, ...], scratch: str) -> tuple[object,
         return None, f"unavailable (kernel: {error.strerror})"
     ruleset = Ruleset()
     ruleset.allow(*read_dirs, rules=FSAccess.READ_FILE | FSAccess.READ_DIR)
-    scratch_rights = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.WRITE_FILE | FSAccess.MAKE_REG
-    scratch_rights |= FSAccess.MAKE_DIR | FSAccess.REMOVE_FILE | FSAccess.REMOVE_DIR
-    ruleset.allow(scratch, rules=scratch_rights | (ruleset.restrict_rules & FSAccess.TRUNCATE))
     plumbing.get_prctl(), plumbing.get_restrict_self()  # resolved here, not in every child
     return ruleset, f"on (ABI {abi})"
+
+
+def _allow_scratch(ruleset, scratch: str) -> None:
+    from landlock import FSAccess  # noqa: PLC0415 - imported by _landlock_ruleset
+
+    rights = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.WRITE_FILE | FSAccess.MAKE_REG
+    rights |= FSAccess.MAKE_DIR | FSAccess.REMOVE_FILE | FSAccess.REMOVE_DIR
+    ruleset.allow(scratch, rules=rights | (ruleset.restrict_rules & FSAccess.TRUNCATE))
 
 
 def _compile_seccomp_filter(landlock_active: bool) -> tuple[object, str]:
@@ -193,6 +212,8 @@ def _compile_seccomp_filter(landlock_active: bool) -> tuple[object, str]:
                 syscall_filter.add_rule(seccomp.ALLOW, name)
     for request in _IOCTLS:
         syscall_filter.add_rule(seccomp.ALLOW, "ioctl", seccomp.Arg(1, seccomp.EQ, request))
+    for command in _FCNTLS:
+        syscall_filter.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
     # reading one's own limits (resource.getrlimit) is fine; setting anyone's is not
     syscall_filter.add_rule(seccomp.ALLOW, "prlimit64", seccomp.Arg(0, seccomp.EQ, 0), seccomp.Arg(2, seccomp.EQ, 0))
     syscall_filter.add_rule(seccomp.KILL_PROCESS, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))

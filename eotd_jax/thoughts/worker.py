@@ -293,10 +293,10 @@ def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_
         tuple(sorted(python_dirs | {package_dir})),
         os.path.join(scratch_root, f"zygote-{os.getpid()}"),
     )
-    confinement.prepare()  # namespaces first: scratch then lives in the private /tmp
     make_task, warm_inputs = TASKS[kind]
     task = make_task(print_limit)
-    _warm_up(task, warm_inputs)
+    _warm_up(task, warm_inputs)  # before the namespaces: a user namespace may lose read access
+    confinement.prepare()
     signal.signal(signal.SIGPROF, _on_cpu_limit)
     gc.collect()
     gc.freeze()  # the warmed heap stays shared: collections in children skip it
