@@ -8,7 +8,7 @@ The layers (what each stops on its own is in README "The sandbox"):
   (not root: it keeps the parent's uid and drops any capabilities);
 - rlimits: address space, CPU seconds, file size, open files, no core, no processes;
 - Landlock (`landlock` package): read the interpreter's and the package's files,
-  read and write the task's own scratch dir, nothing else;
+  read, write, create and remove regular files in the zygote's scratch dir, nothing else;
 - seccomp (libseccomp through `pyseccomp`): an allow-list of the system calls
   computing needs; the process is killed (SIGSYS) on exec, fork/clone, kill,
   ptrace, sockets, mknod, mount, namespace, chmod/chown, link and rlimit calls;
@@ -33,6 +33,7 @@ import signal
 UNPRIVILEGED_UID = 65534  # `nobody`: owns no files
 _CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 _TMP_FILES = 16  # the private /tmp holds this many files of the largest size a task may write
+_TMP_INODES = 4096
 _MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -162,7 +163,7 @@ def _enter_namespaces(as_root: bool, tmp_bytes: int) -> str:
         for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{path}", "w") as mapping:
                 mapping.write(text)
-    options = f"mode=0711,size={tmp_bytes}".encode()
+    options = f"mode=0711,size={tmp_bytes},nr_inodes={_TMP_INODES}".encode()
     if _LIBC.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or _LIBC.mount(
         b"tmpfs", b"/tmp", b"tmpfs", 0, options
     ) != 0:
@@ -190,8 +191,8 @@ def _landlock_ruleset(read_dirs: tuple[str, ...]) -> tuple[object, str]:
 def _allow_scratch(ruleset, scratch: str) -> None:
     from landlock import FSAccess  # noqa: PLC0415 - imported by _landlock_ruleset
 
-    rights = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.WRITE_FILE | FSAccess.MAKE_REG
-    rights |= FSAccess.MAKE_DIR | FSAccess.REMOVE_FILE | FSAccess.REMOVE_DIR
+    # regular files only: no directories (the zygote empties scratch without recursion), links, devices
+    rights = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.WRITE_FILE | FSAccess.MAKE_REG | FSAccess.REMOVE_FILE
     ruleset.allow(scratch, rules=rights | (ruleset.restrict_rules & FSAccess.TRUNCATE))
 
 
