@@ -29,6 +29,7 @@ import math
 import os
 import resource
 import signal
+import tempfile
 
 UNPRIVILEGED_UID = 65534  # `nobody`: owns no files
 _CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
@@ -197,11 +198,38 @@ def _allow_scratch(ruleset, scratch: str) -> None:
 
 
 def _compile_seccomp_filter(landlock_active: bool) -> tuple[object, str]:
-    """libseccomp builds the filter and compiles it to BPF once; children only load the program."""
+    """libseccomp builds the filter and compiles it to BPF once; children only load the program.
+
+    It runs in a short-lived forked helper: `pyseccomp` imports `subprocess` and `threading`,
+    whose after-fork handlers would otherwise cost every task's fork.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            status, bpf = _seccomp_bpf(landlock_active)
+            os.write(write_end, status.encode() + b"\n" + bpf)  # a few KiB: one pipe buffer
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        output = b"".join(iter(lambda: os.read(read_end, 1 << 16), b""))
+    finally:
+        os.close(read_end)
+    if os.waitpid(pid, 0)[1] != 0:
+        return None, "unavailable (building the filter failed)"
+    status, bpf = output.split(b"\n", 1)
+    return (_SockFprog.of(bpf) if bpf else None), status.decode()
+
+
+def _seccomp_bpf(landlock_active: bool) -> tuple[str, bytes]:
     try:
         import pyseccomp as seccomp  # noqa: PLC0415 - optional layer: reported, not required
     except (ImportError, RuntimeError) as error:  # RuntimeError: libseccomp.so not found
-        return None, f"unavailable ({error})"
+        return f"unavailable ({error})", b""
     syscall_filter = seccomp.SyscallFilter(seccomp.ERRNO(errno.EPERM))
     known = lambda name: seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0  # noqa: E731
     write_flags_clear = lambda index: seccomp.Arg(index, seccomp.MASKED_EQ, _WRITE_FLAGS, 0)  # noqa: E731
@@ -220,15 +248,12 @@ def _compile_seccomp_filter(landlock_active: bool) -> tuple[object, str]:
     syscall_filter.add_rule(seccomp.KILL_PROCESS, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))
     for name in filter(known, _FATAL_SYSCALLS):
         syscall_filter.add_rule(seccomp.KILL_PROCESS, name)
-    read_end, write_end = os.pipe()
-    try:
-        syscall_filter.export_bpf(os.fdopen(write_end, "wb", closefd=False))
-        os.close(write_end)
-        bpf = b"".join(iter(lambda: os.read(read_end, 1 << 16), b""))
-    finally:
-        os.close(read_end)
+    with tempfile.TemporaryFile() as bpf:
+        syscall_filter.export_bpf(bpf)
+        bpf.seek(0)
+        program = bpf.read()
     mode = "" if landlock_active else ", every open for writing refused (no Landlock)"
-    return _SockFprog.of(bpf), f"on (allow-list, {len(bpf) // 8} BPF instructions{mode})"
+    return f"on (allow-list, {len(program) // 8} BPF instructions{mode})", program
 
 
 class _SockFprog(ctypes.Structure):
