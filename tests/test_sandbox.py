@@ -148,6 +148,19 @@ def test_a_zygote_dying_mid_task_is_crashed_and_replaced():
         assert pool.run_program("ans = 2").value == 2
 
 
+def test_closing_during_tasks_leaves_no_process():
+    pool = SandboxPool(num_workers=2, cpu_seconds=5)
+    pids = {zygote.process.pid for zygote in pool._all}
+    closer = threading.Timer(0.5, pool.close)
+    closer.start()
+    outcomes = pool.map("pot", ["while True:\n    pass"] * 2)
+    closer.join()
+    assert {o.failure for o in outcomes} <= {Failure.CRASHED, Failure.TIMEOUT}
+    assert not pool._all
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+
+
 def test_the_pool_states_its_layers():
     with SandboxPool(num_workers=1) as pool:
         assert pool.layers.startswith("sandbox layers: process per task on;")

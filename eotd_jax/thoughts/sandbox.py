@@ -228,7 +228,10 @@ class SandboxPool:
     def _spawn(self, kind: str) -> _Zygote:
         zygote = _Zygote(kind, self._zygote_args)
         with self._lock:
-            self._all.add(zygote)
+            if not self._closed:
+                self._all.add(zygote)
+                return zygote
+        zygote.kill()  # the pool closed meanwhile: nothing may outlive close()
         return zygote
 
     def _replace(self, zygote: _Zygote) -> _Zygote:
@@ -277,8 +280,8 @@ class SandboxPool:
             return list(results)
 
     def close(self) -> None:
-        self._closed = True
         with self._lock:
+            self._closed = True
             zygotes, self._all = list(self._all), set()
         for zygote in zygotes:
             zygote.kill()
