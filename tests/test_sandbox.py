@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pytest
 
+from eotd_jax.thoughts import sandbox
 from eotd_jax.thoughts.outcome import Failure
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -193,3 +194,23 @@ def test_a_worker_that_cannot_start_is_a_clear_error(monkeypatch):
     monkeypatch.setattr("sys.executable", "/bin/false")
     with pytest.raises(RuntimeError, match="sandbox worker failed to start: zygote exited with code 1"):
         SandboxPool(num_workers=2)
+
+
+@pytest.mark.parametrize(
+    "missing, stated",
+    [
+        ("landlock", "landlock unavailable (the `landlock` package is not installed)"),
+        ("pyseccomp", "seccomp unavailable ("),
+    ],
+)
+def test_a_missing_layer_is_stated_and_the_rest_holds(monkeypatch, caplog, missing, stated):
+    bootstrap = f"import sys; sys.modules[{missing!r}] = None\n" + sandbox._BOOTSTRAP
+    monkeypatch.setattr(sandbox, "_BOOTSTRAP", bootstrap)
+    with SandboxPool(num_workers=1) as pool:
+        assert stated in pool.layers
+        assert any(stated in record.getMessage() and record.levelname == "WARNING" for record in caplog.records)
+        if missing == "landlock":
+            assert "every open for writing refused (no Landlock)" in pool.layers
+        assert pool.run_program("ans = 6 * 7").value == 42
+        assert pool.solve_equations("2 * x = 8\nans = x").value == 4
+        assert pool.run_program("import os\nans = 1").failure is Failure.FORBIDDEN
