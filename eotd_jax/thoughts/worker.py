@@ -2,11 +2,14 @@
 
 Started by `sandbox.SandboxPool` as `python -I -c ...` with a stripped
 environment and one SOCK_SEQPACKET control socket. The zygote itself never runs
-untrusted code. Start-up: /dev/null on fds 0-2, namespaces (as root), imports
-and warm-up of every lazy path, the seccomp filter built, `gc.freeze()` so
-children share the warmed heap copy-on-write. Per task:
+untrusted code, and one zygote serves one kind of task (PoT zygotes never load
+sympy, so they fork faster). Start-up: /dev/null on fds 0-2, imports and
+warm-up of every lazy path, then `confine.Confinement.prepare()` (Landlock
+rules, the seccomp filter, namespaces, scratch), `gc.freeze()` so children
+share the warmed heap copy-on-write. Per task:
 
     parent -> zygote   {"kind": "pot"|"eot", "source": str, "cpu_seconds": float, "wall_seconds": float}
+                       (one SOCK_SEQPACKET message of at most MAX_CONTROL_BYTES)
     (ahead of the request, the zygote has forked a child with a fresh request pipe and
     result pipe; it has confined itself (`confine.py`), closed every other fd and waits)
     zygote -> child    the request; the child adds the audit hook, runs the task,
