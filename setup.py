@@ -17,11 +17,13 @@ setup(
         "datasets>=3.0,<6",
         "flax>=0.12,<0.13",
         "jax>=0.8,<0.11",
+        "landlock>=1.0.0.dev5,<2",  # the sandbox's filesystem layer (Linux >= 5.13; reported when absent)
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",  # the eval binary's results.png
         "ml_collections>=0.1.1,<2",
         "openai>=1.40,<4",
         "optax>=0.2.3,<0.3",
+        "pyseccomp>=0.1.2,<0.2",  # the sandbox's system-call filter (needs libseccomp2, Debian's libseccomp2)
         "orbax-checkpoint>=0.11,<0.13",
         "safetensors>=0.4,<1",
         "sympy>=1.12,<2",
