@@ -203,7 +203,7 @@ class SandboxPool:
         max_output_chars: int = 65_536,
         max_file_bytes: int = 1 << 20,
     ):
-        self.num_workers = num_workers or os.cpu_count() or 1
+        self.num_workers = num_workers or len(os.sched_getaffinity(0))  # the CPUs this process may use, not the host's
         self.cpu_seconds = cpu_seconds
         self.wall_seconds = wall_seconds or cpu_seconds + 2.0
         self._scratch_root = tempfile.mkdtemp(prefix="eotd-sandbox-")
