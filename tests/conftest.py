@@ -71,3 +71,23 @@ def benchmark_files(tmp_path) -> Path:
     (tmp_path / "asdiv" / "ASDiv.xml").write_text(ASDIV_XML)
     (tmp_path / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0003\nnluds-0001\n")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """`gs://<bucket>` on an emulator this session starts; this process's environment points at it."""
+    import os
+
+    from gcs import BUCKET, emulator
+
+    with emulator() as env:
+        previous = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            yield f"gs://{BUCKET}"
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
