@@ -43,7 +43,7 @@ def get_config() -> ConfigDict:
     config.eval = ConfigDict()  # periodic held-out eval during training (the eval binary's ETD code)
     config.eval.every_steps = 100  # 0: off; a multiple of checkpoint.every_steps when checkpoint.keep_best > 0
     config.eval.datasets = "synthetic"  # comma-separated: synthetic (held-out split), gsm8k, asdiv, svamp, multiarith
-    config.eval.data_dir = "../shared/datasets"  # where the benchmark files are
+    config.eval.data_dir = "../shared/datasets"  # benchmark files (local or gs://), "hub" or "hub:<dir>"
     config.eval.limit = 50  # first N problems of each dataset
     config.eval.thoughts = ""  # "": the thoughts the student is trained on
     config.eval.max_new_tokens = 96

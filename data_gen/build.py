@@ -25,6 +25,7 @@ from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
 from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
+from eotd_jax import paths
 from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
 from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.thoughts.scoring import THOUGHTS
@@ -42,7 +43,7 @@ flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
 flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from the synthetic source")
 flags.DEFINE_integer("max_per_thought", 0, "keep at most this many distinct verified rationales per problem and "
                      "thought (0: no cap)")
-flags.DEFINE_string("out", None, "output directory", required=True)
+flags.DEFINE_string("out", None, "output directory, local or gs://", required=True)
 flags.DEFINE_string("name", "eotd", "dataset name in shard file names")
 flags.DEFINE_integer("num_shards", 4, "number of output shards")
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
@@ -90,7 +91,7 @@ def make_teacher():
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
         price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion)
-    journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
+    journal = FLAGS.journal or os.fspath(paths.path(FLAGS.out) / "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
 
@@ -133,8 +134,7 @@ def main(argv):
         "format": FLAGS.format,
         "shards": shards,
     }
-    with open(os.path.join(FLAGS.out, "manifest.json"), "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=2)
+    (paths.path(FLAGS.out) / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(yield_report(counts))
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 

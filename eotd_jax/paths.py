@@ -34,8 +34,9 @@ def is_remote(location: str | os.PathLike) -> bool:
     return "://" in os.fspath(location)
 
 
-def path(location: str | os.PathLike) -> epath.Path:
-    return epath.Path(location)
+def path(*parts: str | os.PathLike) -> epath.Path:
+    """`parts` joined into an `epath.Path` (pathlib's API, for local paths and URLs alike)."""
+    return epath.Path(*parts)
 
 
 def absolute(location: str | os.PathLike) -> str:

@@ -3,20 +3,19 @@
     student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .step
     student = load_student("/models/etd-codet5p-770m-py")             # config.json + weights + tokenizer
 
-A workdir's config comes from the checkpoint itself unless one is given.
+A workdir's config comes from the checkpoint itself unless one is given. Both may be local or gs://.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 from absl import logging
 from flax import nnx
 from ml_collections import ConfigDict
 
-from eotd_jax import checkpoints
+from eotd_jax import checkpoints, paths
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.t5 import T5
 from eotd_jax.optim import make_optimizer
@@ -32,7 +31,7 @@ class Student:
 
 
 def is_hf_model_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "config.json")) and not os.path.isdir(os.path.join(path, "checkpoints"))
+    return (paths.path(path) / "config.json").is_file() and not (paths.path(path) / "checkpoints").is_dir()
 
 
 def checkpoint_step(manager, which: str) -> int:
@@ -52,9 +51,10 @@ def checkpoint_step(manager, which: str) -> int:
 def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: str = "latest") -> Student:
     """The model (on the first device) and tokenizer of a Hugging Face directory or of one checkpoint of a workdir."""
     if is_hf_model_dir(checkpoint_dir):
-        _, model = import_hf(checkpoint_dir)
-        return Student(model, load_tokenizer(checkpoint_dir), None)
-    if not os.path.isdir(checkpoint_dir):
+        with paths.local_copy(checkpoint_dir) as local:
+            _, model = import_hf(local)
+            return Student(model, load_tokenizer(local), None)
+    if not paths.path(checkpoint_dir).is_dir():
         raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
     manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)
     try:

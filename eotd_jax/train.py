@@ -19,6 +19,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from eotd_jax import paths
 from eotd_jax.trainer import ConfigError, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
@@ -46,7 +47,7 @@ def main(argv):
         sys.exit("error: --config and --workdir are required")
     logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save and compile at INFO
     initialize_distributed()
-    os.makedirs(_WORKDIR.value, exist_ok=True)
+    paths.path(_WORKDIR.value).mkdir(parents=True, exist_ok=True)
     try:
         metrics = train(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, FileNotFoundError, ValueError) as error:
