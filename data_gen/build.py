@@ -26,7 +26,7 @@ from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
 from eotd_jax import paths
-from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
+from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load_from
 from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.thoughts.scoring import THOUGHTS
 
@@ -36,7 +36,8 @@ flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
 flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(['synthetic', *BENCHMARKS])}")
 flags.DEFINE_string("split", "train", "dataset split")
-flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout (env EOTD_DATA_DIR)")
+flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout, local or gs:// "
+                    "(env EOTD_DATA_DIR); 'hub' or 'hub:<dir>' for hub copies (see eotd_jax.benchmarks.load_from)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
 flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
@@ -75,7 +76,7 @@ def load_problems() -> list[Problem]:
     if FLAGS.dataset == "synthetic":
         problems = synthetic_problems(FLAGS.synthetic_count, FLAGS.seed, FLAGS.split)
     elif FLAGS.dataset in BENCHMARKS:
-        problems = load(FLAGS.dataset, FLAGS.data_dir, FLAGS.split)
+        problems = load_from(FLAGS.data_dir, FLAGS.dataset, FLAGS.split)
     else:
         raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: synthetic, {', '.join(BENCHMARKS)}")
     problems = [p for p in problems if p.answer is not None]  # non-numeric ASDiv answers cannot be verified

@@ -38,8 +38,8 @@ def emulator() -> Iterator[dict[str, str]]:
     """Starts the emulator, yields the environment that points clients at it, stops it."""
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
-                                f"--port={port}", "--in-memory", f"--default-bucket={BUCKET}", "--quiet"],
+    process = subprocess.Popen([sys.executable, __file__, "start", "--host=127.0.0.1", f"--port={port}",
+                                "--in-memory", f"--default-bucket={BUCKET}", "--quiet"],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -59,3 +59,31 @@ def emulator() -> Iterator[dict[str, str]]:
             process.kill()
             process.wait()
         log.close()
+
+
+def serve(argv: list[str]) -> None:
+    """The emulator's own `main`, plus the `x-goog-generation` header that GCS sends with every object download
+    and the emulator leaves out: tensorstore reads an object's generation from it, and without it Orbax's
+    update of an OCDBT manifest fails ("Malformed StorageGeneration")."""
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    download = objects.download
+
+    def download_with_generation(request, response, storage, *args, **kwargs):
+        download(request, response, storage, *args, **kwargs)
+        try:
+            resource = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+        except NotFound:
+            return
+        response["x-goog-generation"] = resource["generation"]
+        response["x-goog-metageneration"] = resource["metageneration"]
+
+    objects.download = download_with_generation  # before the server module builds its routing table
+    from gcp_storage_emulator.__main__ import main
+
+    main(argv)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])
