@@ -25,6 +25,9 @@ import time
 from collections.abc import Iterator
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # read by epath at each call, so before any gs:// use is enough
+# gcsfs's classic client; its experimental zonal / hierarchical-namespace layer looks up every bucket's layout
+# (a call that needs extra permissions, that emulators do not answer, and that warns on each failure).
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # read when gcsfs is imported
 
 from etils import epath  # noqa: E402  (after the backend choice above)
 

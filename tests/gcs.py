@@ -29,7 +29,6 @@ def emulator_env(port: int) -> dict[str, str]:
     endpoint = f"http://127.0.0.1:{port}"
     return {"STORAGE_EMULATOR_HOST": endpoint, "TENSORSTORE_GCS_HTTP_URL": endpoint,
             "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",  # tensorstore: skip Google's auth
-            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",  # gcsfs: no bucket-type lookup (it needs credentials)
             "NO_GCE_CHECK": "true"}
 
 
