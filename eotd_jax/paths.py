@@ -18,6 +18,7 @@ and its readers read a `local_copy`.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -55,19 +56,26 @@ def _filesystem(location: str):
 
 
 @contextlib.contextmanager
-def local_copy(location: str | os.PathLike) -> Iterator[str]:
-    """A local file or directory with the content of `location`: itself when local, else a temporary download."""
+def local_copy(location: str | os.PathLike, skip: tuple[str, ...] = ()) -> Iterator[str]:
+    """A local file or directory with the content of `location`: itself when local, else a temporary download
+    (of a directory: every file whose name matches none of the `skip` patterns, e.g. "*.safetensors")."""
     location = os.fspath(location)
     if not is_remote(location):
         yield location
         return
     filesystem, remote = _filesystem(location)
+    remote = remote.rstrip("/")
     if not filesystem.exists(remote):
         raise FileNotFoundError(f"{location}: no such file or directory")
     with tempfile.TemporaryDirectory(prefix="eotd-copy-") as directory:
-        local = os.path.join(directory, os.path.basename(remote.rstrip("/")))
+        local = os.path.join(directory, os.path.basename(remote))
         if filesystem.isdir(remote):
-            filesystem.get(remote.rstrip("/") + "/", local + "/", recursive=True)
+            os.makedirs(local)
+            for file in filesystem.find(remote):
+                if not any(fnmatch.fnmatch(file.rsplit("/", 1)[-1], pattern) for pattern in skip):
+                    target = os.path.join(local, os.path.relpath(file, remote))
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    filesystem.get_file(file, target)
         else:
             filesystem.get_file(remote, local)
         yield local

@@ -51,9 +51,8 @@ def checkpoint_step(manager, which: str) -> int:
 def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: str = "latest") -> Student:
     """The model (on the first device) and tokenizer of a Hugging Face directory or of one checkpoint of a workdir."""
     if is_hf_model_dir(checkpoint_dir):
-        with paths.local_copy(checkpoint_dir) as local:
-            _, model = import_hf(local)
-            return Student(model, load_tokenizer(local), None)
+        _, model = import_hf(checkpoint_dir)
+        return Student(model, load_tokenizer(checkpoint_dir), None)
     if not paths.path(checkpoint_dir).is_dir():
         raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
     manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)

@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from conftest import upload
 
 from eotd_jax import paths
 from eotd_jax.journal import Journal
@@ -50,6 +51,8 @@ def test_local_copy_of_a_file_and_of_a_directory(root):
         assert open(local).read() == "file"
     with paths.local_copy(f"{root}/d") as local:
         assert open(os.path.join(local, "sub", "g.txt")).read() == "nested"
+    with paths.local_copy(f"{root}/d", skip=("*.txt",)) as local:
+        assert os.listdir(local) == [] if paths.is_remote(root) else os.path.isfile(os.path.join(local, "f.txt"))
     if paths.is_remote(root):
         assert not os.path.exists(local)  # the download was temporary
         with pytest.raises(FileNotFoundError, match="no such file"), paths.local_copy(f"{root}/missing"):
@@ -94,3 +97,28 @@ def test_a_journal_on_gs_resumes_and_cuts_a_torn_line(gcs):
     reopened = Journal(location)
     assert "c" in reopened
     reopened.close()
+
+
+def test_a_hugging_face_directory_on_gs_imports_like_the_local_one(gcs, tmp_path):
+    import jax
+    import numpy as np
+    import transformers
+    from flax import nnx
+
+    from eotd_jax.model.config import get_config
+    from eotd_jax.model.hf_io import CheckpointError, export_hf, import_hf
+    from eotd_jax.model.t5 import T5
+    from eotd_jax.tokenizer import load_tokenizer
+
+    local = tmp_path / "hf"
+    export_hf(T5(get_config("t5-tiny"), nnx.Rngs(0)), str(local))
+    transformers.ByT5Tokenizer(extra_ids=0).save_pretrained(str(local))
+    remote = upload(local, f"{gcs}/{uuid.uuid4().hex}/hf")
+    (config, ours), (remote_config, theirs) = import_hf(str(local)), import_hf(remote)
+    assert remote_config == config
+    for a, b in zip(jax.tree.leaves(nnx.state(ours)), jax.tree.leaves(nnx.state(theirs)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert load_tokenizer(remote).encode("2 + 2") == load_tokenizer(str(local)).encode("2 + 2")
+    paths.path(remote, "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=f"^{remote}: no model.safetensors"):
+        import_hf(remote)
