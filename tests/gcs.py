@@ -3,7 +3,8 @@
 The environment it returns points every GCS client the project uses at it:
 gcsfs (epath's `gs://` backend: files, Orbax's metadata, TFDS) and tensorstore
 (Orbax's arrays). TensorFlow's own GCS file system cannot be pointed at it;
-the project never hands it a `gs://` path (see `eotd_jax.paths`).
+the project never hands it a `gs://` path (see `eotd_jax.paths`). The emulator
+runs with one response header added that GCS sends and it leaves out (`serve`).
 """
 
 from __future__ import annotations
