@@ -22,6 +22,7 @@ from eotd_jax import paths
 
 STEPS = 30
 TRAIN = [f"--config.train.steps={STEPS}", "--config.checkpoint.every_steps=10", "--config.log_every_steps=5",
+         "--config.checkpoint.asynchronous=true",  # as in production (the tiny runs' default is synchronous)
          f"--config.eval.every_steps={STEPS}", "--config.eval.datasets=gsm8k", "--config.eval.limit=2",
          "--config.eval.max_new_tokens=8", "--config.eval.batch_size=2", "--config.eval.workers=1"]
 EVAL = ["--max_new_tokens=16", "--batch_size=2", "--workers=1", "--limit=2", "--strategies=eot,etd"]
@@ -85,7 +86,8 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
     metrics = last_json_line(resumed.stdout)
     assert metrics["step"] == STEPS and 0.0 <= metrics["eval/gsm8k/etd_accuracy"] <= 1.0
     assert _committed_steps(f"{workdir}/checkpoints")[-1] == STEPS
-    assert json.loads(paths.path(workdir, "config.json").read_text())["train"]["steps"] == STEPS
+    config = json.loads(paths.path(workdir, "config.json").read_text())
+    assert config["train"]["steps"] == STEPS and config["checkpoint"]["asynchronous"] is True
     scalars = _scalar_steps(f"{workdir}/tensorboard")
     assert STEPS in scalars["loss"] and scalars["eval/gsm8k/etd_accuracy"] == [STEPS]
 
