@@ -45,10 +45,12 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.train.schedule = "linear"
     config.train.final_lr_fraction = 0.0
     config.train.adam_b2 = 0.999
-    # Checkpoint selection needs a held-out set: SVAMP's first 300 problems by default. It is also a reported
-    # benchmark, so SVAMP numbers of the selected checkpoint are optimistic; point eval at a split you do not report.
+    # Checkpoint selection needs a held-out set: 300 SVAMP problems by default (the hub copy's test split). SVAMP is
+    # also a reported benchmark, so its numbers for the selected checkpoint are optimistic; point eval at a split you
+    # do not report.
     config.eval.every_steps = 1000
     config.eval.datasets = "svamp"
+    config.eval.data_dir = "hub"  # every host reads it through `datasets`; or gs://... (a copy of the benchmark files)
     config.eval.limit = 300
     config.eval.max_new_tokens = 256
     config.eval.batch_size = 64

@@ -31,7 +31,8 @@ from data_gen.teachers.openai_batch import BatchSettings
 from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
-from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
+from eotd_jax import paths
+from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load_from
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -44,14 +45,15 @@ flags.DEFINE_string("split", "train", "dataset split")
 flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
                   "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
                   "(also the gold teacher's EoT); compact: bare equations")
-flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout (env EOTD_DATA_DIR)")
+flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout, local or gs:// "
+                    "(env EOTD_DATA_DIR); 'hub' or 'hub:<dir>' for hub copies (see eotd_jax.benchmarks.load_from)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
 flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
 flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from the synthetic source")
 flags.DEFINE_integer("max_per_thought", 0, "keep at most this many distinct verified rationales per problem and "
                      "thought (0: no cap)")
-flags.DEFINE_string("out", None, "output directory", required=True)
+flags.DEFINE_string("out", None, "output directory, local or gs://", required=True)
 flags.DEFINE_string("name", "eotd", "dataset name in shard file names")
 flags.DEFINE_integer("num_shards", 4, "number of output shards")
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
@@ -88,7 +90,7 @@ def load_problems() -> list[Problem]:
     if FLAGS.dataset == "synthetic":
         problems = synthetic_problems(FLAGS.synthetic_count, FLAGS.seed, FLAGS.split)
     elif FLAGS.dataset in BENCHMARKS:
-        problems = load(FLAGS.dataset, FLAGS.data_dir, FLAGS.split)
+        problems = load_from(FLAGS.data_dir, FLAGS.dataset, FLAGS.split)
     else:
         raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: synthetic, {', '.join(BENCHMARKS)}")
     problems = [p for p in problems if p.answer is not None]  # non-numeric ASDiv answers cannot be verified
@@ -108,7 +110,7 @@ def make_teacher():
         batch=BatchSettings(poll_seconds=FLAGS.batch_poll_seconds, max_requests=FLAGS.batch_max_requests,
                             completion_window=FLAGS.batch_window)
         if FLAGS.batch_api else None)
-    journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
+    journal = FLAGS.journal or os.fspath(paths.path(FLAGS.out) / "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
 
@@ -153,8 +155,7 @@ def main(argv):
         "format": FLAGS.format,
         "shards": shards,
     }
-    with open(os.path.join(FLAGS.out, "manifest.json"), "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=2)
+    (paths.path(FLAGS.out) / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(yield_report(counts))
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 

@@ -11,6 +11,7 @@ are not redone), results.json, results.md (the printed table) and results.png.
 The student's input template and selectors are those it was trained with (the
 checkpoint's config, or an exported directory's student_input.json; the
 paper's released student's when neither has them); the flags override them.
+Every path may be local or gs://.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
+from eotd_jax import paths
 from eotd_jax.benchmarks import BENCHMARKS, Problem
 from eotd_jax.evaluation import HELD_OUT, DecodeSettings, accuracy, answer_questions, load_problems
 from eotd_jax.journal import Journal
@@ -41,7 +43,8 @@ flags.DEFINE_string("step", "latest", "which checkpoint of a workdir: latest, be
 flags.DEFINE_list("datasets", ["gsm8k", "asdiv", "svamp", "multiarith"], f"from {', '.join(BENCHMARKS)}, synthetic")
 flags.DEFINE_list("strategies", list(STRATEGIES), "cot, pot, eot (one thought), etd (fallback), vote (majority)")
 flags.DEFINE_string("data_dir", os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets")),
-                    "benchmark files in their original layout (env EOTD_DATA_DIR)")
+                    "benchmark files in their original layout, local or gs:// (env EOTD_DATA_DIR); 'hub': the "
+                    "hub copies through `datasets`; 'hub:<dir>': hub-format copies at <dir>/<name>")
 flags.DEFINE_string("eval_dir", None, "output directory (default: <checkpoint_dir>/eval/step_<N>, or "
                     "<checkpoint_dir>/eval for a Hugging Face directory)")
 flags.DEFINE_integer("limit", 0, "first N questions of each dataset (0: all)")
@@ -62,17 +65,15 @@ FLAGS = flags.FLAGS
 
 def claim_eval_dir(eval_dir: str, settings: dict) -> None:
     """Records what the predictions in `eval_dir` come from; resuming with other settings is refused."""
-    os.makedirs(eval_dir, exist_ok=True)
-    path = os.path.join(eval_dir, "eval_settings.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as file:
-            previous = json.load(file)
+    paths.path(eval_dir).mkdir(parents=True, exist_ok=True)
+    path = paths.path(eval_dir) / "eval_settings.json"
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != settings:
             changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
             raise ValueError(f"{eval_dir} holds predictions made with other settings ({changed}); "
                              "pass another --eval_dir")
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(settings, file, indent=2)
+    path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
 
 
 def _record_key(record: dict) -> str:
@@ -116,7 +117,8 @@ def plot(results: dict, strategies: list[str], path: str) -> None:
     axes.set_ylabel("accuracy (%)")
     axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with paths.path(path).open("wb") as file:
+        figure.savefig(file, format="png", dpi=120)
     plt.close(figure)
 
 
@@ -139,13 +141,13 @@ def main(argv):
         student_input = student.student_input.replace(
             FLAGS.input_template, **{t: FLAGS[f"selector_{t}"].value for t in THOUGHTS})
         problems = {name: load_problems(name, FLAGS.data_dir, FLAGS.limit) for name in FLAGS.datasets}
-        eval_dir = FLAGS.eval_dir or os.path.join(
-            FLAGS.checkpoint_dir, "eval", *([] if student.step is None else [f"step_{student.step}"]))
-        claim_eval_dir(eval_dir, {"checkpoint_dir": os.path.abspath(FLAGS.checkpoint_dir), "step": student.step,
+        eval_dir = FLAGS.eval_dir or os.fspath(paths.path(
+            FLAGS.checkpoint_dir, "eval", *([] if student.step is None else [f"step_{student.step}"])))
+        claim_eval_dir(eval_dir, {"checkpoint_dir": paths.absolute(FLAGS.checkpoint_dir), "step": student.step,
                                   "strategies": FLAGS.strategies, "max_new_tokens": FLAGS.max_new_tokens,
                                   "samples": FLAGS.samples, "max_source_length": FLAGS.max_source_length,
                                   "input": student_input.to_dict()})
-        journal = Journal(os.path.join(eval_dir, "predictions.jsonl"), key=_record_key)
+        journal = Journal(os.fspath(paths.path(eval_dir) / "predictions.jsonl"), key=_record_key)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     thoughts = [t for t in THOUGHTS if any(s in (t, "etd", "vote") for s in FLAGS.strategies)]
@@ -170,11 +172,9 @@ def main(argv):
     finally:
         journal.close()
     results, table = results_table(predictions, FLAGS.strategies)
-    with open(os.path.join(eval_dir, "results.json"), "w", encoding="utf-8") as file:
-        json.dump(results, file, indent=2)
-    with open(os.path.join(eval_dir, "results.md"), "w", encoding="utf-8") as file:
-        file.write(table + "\n")
-    plot(results, FLAGS.strategies, os.path.join(eval_dir, "results.png"))
+    (paths.path(eval_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (paths.path(eval_dir) / "results.md").write_text(table + "\n", encoding="utf-8")
+    plot(results, FLAGS.strategies, os.fspath(paths.path(eval_dir) / "results.png"))
     print(table)
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_gen.teachers.synthetic import synthetic_problems
-from eotd_jax.benchmarks import BENCHMARKS, Problem, load
+from eotd_jax.benchmarks import BENCHMARKS, Problem, load_from
 from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.t5 import T5
@@ -42,12 +42,15 @@ class DecodeSettings:
 
 
 def load_problems(name: str, data_dir: str, limit: int = 0) -> list[Problem]:
-    """The first `limit` (0: all) answerable test problems of a benchmark, or of the held-out synthetic split."""
+    """The first `limit` (0: all) answerable test problems of a benchmark, or of the held-out synthetic split.
+
+    `data_dir` is a directory (local or gs://), `hub` or `hub:<dir>` (see `benchmarks.load_from`).
+    """
     if name == HELD_OUT:
         return synthetic_problems(limit or 200, seed=0, split="test")
     if name not in BENCHMARKS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join((*BENCHMARKS, HELD_OUT))}")
-    problems = [p for p in load(name, data_dir) if p.answer is not None]
+    problems = [p for p in load_from(data_dir, name) if p.answer is not None]
     return problems[:limit] if limit else problems
 
 

@@ -15,13 +15,14 @@ import sys
 
 from absl import app, flags, logging
 
+from eotd_jax import paths
 from eotd_jax.input import student_input
 from eotd_jax.model.hf_io import export_hf
 from eotd_jax.student import load_student
 
-flags.DEFINE_string("checkpoint_dir", None, "the training workdir")
+flags.DEFINE_string("checkpoint_dir", None, "the training workdir (local or gs://)")
 flags.DEFINE_string("step", "latest", "latest, best (highest in-training eval accuracy) or a step number")
-flags.DEFINE_string("out", None, "the Hugging Face model directory to write")
+flags.DEFINE_string("out", None, "the Hugging Face model directory to write (local or gs://)")
 FLAGS = flags.FLAGS
 
 
@@ -35,9 +36,10 @@ def main(argv):
         student = load_student(FLAGS.checkpoint_dir, step=FLAGS.step)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
-    export_hf(student.model, FLAGS.out)
-    student.tokenizer.hf_tokenizer().save_pretrained(FLAGS.out)
-    student_input.save(student.student_input, FLAGS.out)
+    with paths.Mirror(FLAGS.out) as out:  # the writers below write local files
+        export_hf(student.model, out.local)
+        student.tokenizer.hf_tokenizer().save_pretrained(out.local)
+        student_input.save(student.student_input, out.local)
     print(f"step {student.step} of {FLAGS.checkpoint_dir} -> {FLAGS.out}")
 
 

@@ -6,19 +6,19 @@
 A workdir's config comes from the checkpoint itself unless one is given; the
 student's input template and selectors come with it (an HF directory's from
 its `student_input.json`, written by the export, else the paper's defaults).
+Both may be local or gs://.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 from absl import logging
 from flax import nnx
 from ml_collections import ConfigDict
 
-from eotd_jax import checkpoints
+from eotd_jax import checkpoints, paths
 from eotd_jax.input import student_input
 from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.hf_io import import_hf
@@ -37,7 +37,7 @@ class Student:
 
 
 def is_hf_model_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "config.json")) and not os.path.isdir(os.path.join(path, "checkpoints"))
+    return (paths.path(path) / "config.json").is_file() and not (paths.path(path) / "checkpoints").is_dir()
 
 
 def checkpoint_step(manager, which: str) -> int:
@@ -59,7 +59,7 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
     if is_hf_model_dir(checkpoint_dir):
         _, model = import_hf(checkpoint_dir)
         return Student(model, load_tokenizer(checkpoint_dir), student_input.load(checkpoint_dir), None)
-    if not os.path.isdir(checkpoint_dir):
+    if not paths.path(checkpoint_dir).is_dir():
         raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
     manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)
     try:

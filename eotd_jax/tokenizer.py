@@ -1,7 +1,7 @@
 """Tokenizers behind one small interface: a byte-level one needing no files, or any HF tokenizer directory.
 
     tokenizer = load_tokenizer("byte")                 # tiny models, tests, the quickstart
-    tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a local directory
+    tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a directory (or gs://)
     tokenizer.encode_batch(["Question: ..."], max_length=256)
 
 Texts are encoded as the tokenizer's own template wraps them (CodeT5 / RoBERTa
@@ -12,8 +12,9 @@ input and the target side.
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
+
+from eotd_jax import paths
 
 
 class Tokenizer(Protocol):
@@ -64,15 +65,19 @@ class ByteTokenizer:
         return data.decode("utf-8", errors="replace")
 
 
+_WEIGHTS = ("*.safetensors", "*.bin", "*.msgpack", "*.h5", "*.pt", "*.ckpt")
+
+
 class HFTokenizer:
-    """A `transformers` tokenizer loaded from a local directory (no hub access at run time)."""
+    """A `transformers` tokenizer loaded from a directory, local or gs:// (no hub access at run time)."""
 
     def __init__(self, directory: str):
         import transformers
 
-        if not os.path.isdir(directory):
+        if not paths.path(directory).is_dir():
             raise FileNotFoundError(f"tokenizer: no directory at {directory}")
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        with paths.local_copy(directory, skip=_WEIGHTS) as local:  # a gs:// directory: its tokenizer files
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(local, local_files_only=True)
         self.pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         self.eos_id = self._tokenizer.eos_token_id
         if self.eos_id is None:

@@ -13,14 +13,13 @@ VM slice, GKE, SLURM with one process per GPU) or `--coordinator_address / --num
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eotd_jax import distributed
+from eotd_jax import distributed, paths
 from eotd_jax.trainer import ConfigError, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
@@ -39,7 +38,7 @@ def main(argv):
         distributed.initialize_from_flags()
     except distributed.ClusterError as error:
         sys.exit(f"error: {error}")
-    os.makedirs(_WORKDIR.value, exist_ok=True)
+    paths.path(_WORKDIR.value).mkdir(parents=True, exist_ok=True)
     try:
         metrics = train(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, FileNotFoundError, ValueError) as error:

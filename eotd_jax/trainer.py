@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import signal
 import time
@@ -28,7 +27,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from eotd_jax import checkpoints
+from eotd_jax import checkpoints, paths
 from eotd_jax.benchmarks import Problem
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
 from eotd_jax.input.pipeline import make_batches
@@ -38,6 +37,7 @@ from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
+from eotd_jax.summaries import ScalarWriter
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.tokenizer import load_tokenizer
@@ -147,7 +147,7 @@ def prepare(config: ConfigDict) -> Run:
                           f"{jax.process_count()} processes")
     sources = data_sources(config)
     for source in sources:
-        if not os.path.isdir(source["dir"]):
+        if not paths.path(source["dir"]).is_dir():
             raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
     eval_problems = load_eval_problems(config)
@@ -321,27 +321,16 @@ def train(config: ConfigDict, workdir: str) -> dict:
         if writer is not None:
             writer.close()
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
-            json.dump(config_dict, file, indent=2)
+        (paths.path(workdir) / "config.json").write_text(json.dumps(config_dict, indent=2))
     return last
 
 
-def _summary_writer(workdir: str):
+def _summary_writer(workdir: str) -> ScalarWriter | None:
     if jax.process_index() != 0:
         return None
-    import tensorflow as tf
-
-    tf.config.set_visible_devices([], "GPU")  # TensorFlow only writes event files here
-    return tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    return ScalarWriter(os.fspath(paths.path(workdir) / "tensorboard"))
 
 
-def _write_scalars(writer, step: int, metrics: dict) -> None:
-    if writer is None:
-        return
-    import tensorflow as tf
-
-    with writer.as_default(step=step):
-        for name, value in metrics.items():
-            if math.isfinite(value):
-                tf.summary.scalar(name, value)
-    writer.flush()
+def _write_scalars(writer: ScalarWriter | None, step: int, metrics: dict) -> None:
+    if writer is not None:
+        writer.write(step, metrics)

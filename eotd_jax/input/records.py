@@ -1,18 +1,18 @@
 """The shard record: its fields, its serialisation (TFRecord example or JSON line) and reading shards back.
 
 data_gen writes records through `to_example` / `to_json_line`; the trainer
-reads them with `read_records`. `rationale` is the training target exactly as
-the teacher wrote it; `verified_form` is what the verifier executed (the
-program or system its reader found), recorded beside it. Shards written before
-`verified_form` existed read back with it empty.
+reads them with `read_records`, local or gs://. `rationale` is the training
+target exactly as the teacher wrote it; `verified_form` is what the verifier
+executed (the program or system its reader found), recorded beside it. Shards
+written before `verified_form` existed read back with it empty.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
-import os
+
+from eotd_jax import paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,16 +61,17 @@ def tfds_features():
 
 def read_records(data_dir: str, thoughts: tuple[str, ...] | None = None) -> list[dict]:
     """All records under `data_dir` (in shard order) as dicts of the `Record` fields, optionally of some thoughts."""
-    if not os.path.isdir(data_dir):
+    directory = paths.path(data_dir)
+    if not directory.is_dir():
         raise FileNotFoundError(f"data dir {data_dir} does not exist (build it with python -m data_gen.build)")
-    tfrecords = sorted(glob.glob(os.path.join(data_dir, "*-train.tfrecord-*-of-*")))
-    jsonl = sorted(glob.glob(os.path.join(data_dir, "*-train.jsonl-*-of-*")))
+    tfrecords = sorted(directory.glob("*-train.tfrecord-*-of-*"), key=str)
+    jsonl = sorted(directory.glob("*-train.jsonl-*-of-*"), key=str)
     if tfrecords:
-        records = _read_tfrecords(tfrecords)
+        records = [record for path in tfrecords for record in _read_tfrecords(str(path))]
     elif jsonl:
         records = []
         for path in jsonl:
-            with open(path, encoding="utf-8") as lines:
+            with path.open(encoding="utf-8") as lines:
                 records.extend({**_OPTIONAL, **json.loads(line)} for line in lines if line.strip())
     else:
         raise FileNotFoundError(f"data dir {data_dir} holds no *-train.tfrecord-* or *-train.jsonl-* shards")
@@ -79,15 +80,17 @@ def read_records(data_dir: str, thoughts: tuple[str, ...] | None = None) -> list
     return records
 
 
-def _read_tfrecords(paths: list[str]) -> list[dict]:
+def _read_tfrecords(path: str) -> list[dict]:
+    """One shard; tf.data reads a local copy (TensorFlow's own GCS client cannot be pointed elsewhere)."""
     import tensorflow as tf
 
     records = []
-    for raw in tf.data.TFRecordDataset(paths):
-        features = tf.train.Example.FromString(raw.numpy()).features.feature
-        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
-                  if name in features or name not in _OPTIONAL}
-        record = {**_OPTIONAL, **record}
-        record["sample_index"] = int(features["sample_index"].int64_list.value[0])
-        records.append(record)
+    with paths.local_copy(path) as local:
+        for raw in tf.data.TFRecordDataset(local):
+            features = tf.train.Example.FromString(raw.numpy()).features.feature
+            record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
+                      if name in features or name not in _OPTIONAL}
+            record = {**_OPTIONAL, **record}
+            record["sample_index"] = int(features["sample_index"].int64_list.value[0])
+            records.append(record)
     return records

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eotd_jax import paths
 from eotd_jax.model.config import T5Config
 from eotd_jax.model.t5 import T5
 
@@ -139,7 +140,15 @@ def _read_weights(model_dir: str) -> dict[str, np.ndarray]:
 
 
 def import_hf(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
-    """Our config and model with the weights of a local Hugging Face T5 directory."""
+    """Our config and model with the weights of a Hugging Face T5 directory (local, or gs:// downloaded first)."""
+    with paths.local_copy(model_dir) as local:
+        try:
+            return _import_local(local, **config_overrides)
+        except CheckpointError as error:
+            raise CheckpointError(str(error).replace(local, model_dir)) from None
+
+
+def _import_local(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
     config_path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(config_path):
         raise CheckpointError(f"{model_dir}: no config.json (is this a Hugging Face model directory?)")
