@@ -18,8 +18,8 @@ import numpy as np
 from absl import app, flags
 
 from eotd_jax.input.pipeline import make_batches
-from eotd_jax.input.prompts import student_input
 from eotd_jax.input.records import read_records
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.tokenizer import HFTokenizer, load_tokenizer
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "a data_gen output directory", required=True)
@@ -39,7 +39,7 @@ def stand_in_bpe(records: list[dict], vocab_size: int, directory: str) -> HFToke
     import transformers
 
     bpe = tokenizers.ByteLevelBPETokenizer()
-    texts = [student_input(r["question"], r["thought"]) for r in records] + [r["rationale"] for r in records]
+    texts = [StudentInput().text(r["question"], r["thought"]) for r in records] + [r["rationale"] for r in records]
     bpe.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"])
     wrapped = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token="<pad>",
                                                    eos_token="</s>", unk_token="<unk>")

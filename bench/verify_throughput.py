@@ -1,32 +1,37 @@
-"""Verification throughput: the warm sandbox pool vs one fresh sandbox process per item.
+"""Verification throughput: the sandbox pool (a fresh confined process per task, forked from a
+warmed zygote) against a fresh interpreter per item, measured in the same process.
 
-Both sides run the same worker code on the same inputs (realistic PoT programs
-and EoT systems, generated with a fixed seed), using all cores. Prints items/s
-and the pool / fresh ratio. Targets (issue 2): ratio >= 10, PoT >= 300/s on 2 cores.
-As a floor, it also times the cheapest fresh process imaginable (`python -I -c`
-running the program bare, no sandbox, no sympy): the pool must beat even that.
+The reference is the design the zygote replaces: per item, a fresh `python -I` that
+imports the worker code, prepares and applies the same confinement and runs the task
+(no warm-up beyond what the task itself loads). As a floor, PoT is also timed with a bare,
+unsandboxed `python -I -c <program>` per item. Inputs are realistic PoT programs and EoT
+systems generated with a fixed seed; every side uses all workers. Prints items/s, the
+ratios, and CPU milliseconds per task (parent + zygote + child), which a loaded machine
+does not inflate the way it does wall time. Targets (issue 13): PoT >= 300/s on 2 cores
+and >= 10x a fresh interpreter per item.
 
-    python bench/verify_throughput.py [--items 2000] [--fresh_items 40]
+    python bench/verify_throughput.py [--items 2000] [--fresh_items 40] [--workers N]
 """
 
 from __future__ import annotations
 
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
+from pathlib import Path
 
 from absl import app, flags
 
-from eotd_jax.thoughts.outcome import Outcome
 from eotd_jax.thoughts.sandbox import SandboxPool
 
-_ITEMS = flags.DEFINE_integer("items", 2000, "items per kind through the warm pool")
-_FRESH_ITEMS = flags.DEFINE_integer("fresh_items", 40, "items per kind with a fresh process each (slow)")
-_WORKERS = flags.DEFINE_integer("workers", os.cpu_count(), "sandbox processes / parallel fresh processes")
+_ITEMS = flags.DEFINE_integer("items", 2000, "items per kind through the pool")
+_FRESH_ITEMS = flags.DEFINE_integer("fresh_items", 40, "items per kind with a fresh interpreter each (slow)")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count(), "tasks in parallel, both sides")
+_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def make_program(rng: random.Random) -> str:
@@ -46,40 +51,70 @@ def make_system(rng: random.Random) -> str:
     return f"ans = apples + pears - {c}\napples + pears = {a + b}\napples - pears = {a - b}\n"
 
 
-def rate(run, items: list[str]) -> float:
+_ONE_SHOT = """
+import os, sys, tempfile
+sys.path.insert(0, {root!r})
+from eotd_jax.thoughts import worker
+from eotd_jax.thoughts.confine import Confinement, Limits
+dirs = tuple(sorted({{p for p in sys.path if p and os.path.isdir(p)}}))
+confinement = Confinement(Limits(1 << 30, 1 << 20, 2.0), dirs, tempfile.mkdtemp())
+confinement.prepare()
+task = worker.TASKS[{kind!r}][0](65536)
+pid = os.fork()  # confinement applies to a child of the process that prepared it
+if pid == 0:
+    confinement.apply()
+    reply = worker._run_task(task, {{"source": {source!r}, "cpu_seconds": 2.0}}, [])
+    os._exit("value" not in reply)
+sys.exit(os.waitpid(pid, 0)[1])
+"""
+
+
+def fresh_interpreter(kind: str, source: str) -> None:
+    """The same task and confinement in a fresh interpreter of its own."""
+    code = _ONE_SHOT.format(root=_ROOT, kind=kind, source=source)
+    subprocess.run([sys.executable, "-I", "-c", code], check=True)
+
+
+def bare_interpreter(kind: str, source: str) -> None:
+    """The floor: the program alone in a fresh interpreter, no sandbox at all."""
+    del kind
+    subprocess.run([sys.executable, "-I", "-c", source], check=True)
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system time of these processes and of their reaped children (the task processes)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pool_rate(pool: SandboxPool, kind: str, items: list[str]) -> tuple[float, float]:
+    """Items/s and CPU ms per item (parent, zygotes and their children together)."""
+    zygotes = [zygote.process.pid for zygote in pool._all if zygote.kind == kind]
+    cpu_before = own_cpu_seconds() + process_cpu_seconds(zygotes)
     start = time.perf_counter()
-    outcomes = run(items)
+    outcomes = pool.map(kind, items)
     elapsed = time.perf_counter() - start
+    cpu = own_cpu_seconds() + process_cpu_seconds(zygotes) - cpu_before
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SystemExit(f"benchmark inputs failed to verify: {failed[:3]}")
-    return len(items) / elapsed
+    return len(items) / elapsed, 1000 * cpu / len(items)
 
 
-def fresh_each(kind: str, workers: int):
-    def run_one(source: str):
-        with SandboxPool(num_workers=1) as pool:
-            return pool.run(kind, source)
-
-    def run(items):
-        with ThreadPoolExecutor(workers) as executor:
-            return list(executor.map(run_one, items))
-
-    return run
-
-
-def bare_python_each(workers: int):
-    """Per item: a bare interpreter runs the program, unsandboxed. Programs only (it has no sympy solver)."""
-
-    def run_one(source: str):
-        subprocess.run([sys.executable, "-I", "-c", source], check=True)
-        return Outcome(value=Fraction(0))
-
-    def run(items):
-        with ThreadPoolExecutor(workers) as executor:
-            return list(executor.map(run_one, items))
-
-    return run
+def fresh_rate(run_one, kind: str, items: list[str], workers: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as executor:
+        list(executor.map(lambda source: run_one(kind, source), items))
+    return len(items) / (time.perf_counter() - start)
 
 
 def main(argv):
@@ -89,16 +124,18 @@ def main(argv):
         "pot": [make_program(rng) for _ in range(_ITEMS.value)],
         "eot": [make_system(rng) for _ in range(_ITEMS.value)],
     }
-    print(f"{_WORKERS.value} workers on {os.cpu_count()} CPUs")
-    print(f"{'kind':5} {'pool items/s':>13} {'fresh items/s':>14} {'ratio':>8}")
+    print(f"{_WORKERS.value} workers on {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     with SandboxPool(num_workers=_WORKERS.value) as pool:
+        print(pool.layers)
+        print(f"{'kind':5} {'pool items/s':>13} {'CPU ms/item':>12} {'fresh sandboxed python/s':>25} {'ratio':>7}")
         for kind, items in inputs.items():
-            pooled = rate(lambda batch, kind=kind: pool.map(kind, batch), items)
-            fresh = rate(fresh_each(kind, _WORKERS.value), items[: _FRESH_ITEMS.value])
-            print(f"{kind:5} {pooled:13.1f} {fresh:14.2f} {pooled / fresh:7.1f}x")
+            pool.map(kind, items[:50])  # first forks fault in the zygotes' pages
+            pooled, cpu_ms = pool_rate(pool, kind, items)
+            fresh = fresh_rate(fresh_interpreter, kind, items[: _FRESH_ITEMS.value], _WORKERS.value)
+            print(f"{kind:5} {pooled:13.1f} {cpu_ms:12.2f} {fresh:25.2f} {pooled / fresh:6.1f}x")
             if kind == "pot":
-                bare = rate(bare_python_each(_WORKERS.value), items[: 4 * _FRESH_ITEMS.value])
-                print(f"{'':5} floor: bare `python -I -c` per program {bare:.1f}/s; pool / bare = {pooled / bare:.1f}x")
+                bare = fresh_rate(bare_interpreter, kind, items[: 2 * _FRESH_ITEMS.value], _WORKERS.value)
+                print(f"{'':5} floor: bare `python -I -c <program>` {bare:.1f}/s; pool / bare = {pooled / bare:.1f}x")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,24 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
+from eotd_jax.input.student_input import SELECTORS, TEMPLATE
+
 # (dotted name, default, meaning). Add a field here, once; read it in the code that needs it.
 FIELDS: tuple[tuple[str, object, str], ...] = (
     ("model", "t5-quickstart", "a named model shape (eotd_jax/model/config.py), used when init_from_hf is empty"),
     ("model_overrides", {"dropout_rate": 0.0}, "T5Config fields replaced on the named model or the HF one "
                                                "(dropout_rate, dtype: float32 | bfloat16, ...)"),
-    ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer)"),
+    ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer); empty or "
+                         "'none': random weights"),
+    ("require_init_from_hf", False, "refuse an empty init_from_hf (a config that fine-tunes a pretrained student; "
+                                    "'none' still trains from random weights on purpose)"),
+    ("require_accelerator", False, "refuse to start when JAX finds only the CPU (an accelerator-scale config)"),
     ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
+    ("input.template", TEMPLATE, "the student's input text: {question} and {selector} are filled in "
+                                 "(eotd_jax/input/student_input.py)"),
+    ("input.selectors", SELECTORS, "per thought (cot, pot, eot), the text telling the student which thought to "
+                                   "write; the defaults are the paper's released ETD student's. Saved with every "
+                                   "checkpoint; the eval binary reads them back"),
     ("progress", True, "show a progress bar"),
     ("log_every_steps", 25, "console and TensorBoard metrics every N steps"),
     ("compilation_cache_dir", "{workdir}/compilation_cache", "JAX's persistent compilation cache, so a restart "

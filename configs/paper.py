@@ -3,9 +3,10 @@
     python -m eotd_jax.train --config=configs/paper.py:codet5-large,etd --workdir=... \\
         --config.init_from_hf=/models/codet5p-770m-py --config.data.dir=/data/gsm8k_gpt35
 
-`init_from_hf` should point at the pretrained student (a local Hugging Face
+`init_from_hf` must point at the pretrained student (a local Hugging Face
 directory; its tokenizer is used too): Salesforce/codet5-small, codet5-base,
-codet5p-770m-py, or google/flan-t5-*. The data dir is a data_gen output built
+codet5p-770m-py, or google/flan-t5-*; `--config.init_from_hf=none` trains from
+random weights on purpose. The config refuses to start on a CPU-only JAX. The data dir is a data_gen output built
 from GSM8K train with a teacher. The optimisation values below are this
 project's starting point for T5-family fine-tuning (AdamW, linear decay),
 not numbers taken from the EoTD paper; record what you change in the workdir's
@@ -28,6 +29,8 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.model = model
     config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16"})
     config.tokenizer = ""  # the tokenizer of init_from_hf
+    config.require_init_from_hf = True  # a CodeT5-shaped model from random weights on bytes is not the paper's run
+    config.require_accelerator = True
     config.data.dir = "data/gsm8k_teacher"
     config.data.thoughts = THOUGHTS[method]
     # Packed rows of 512 / 320 tokens hold about 7 GSM8K examples with 9.2% padding (bench/packing_padding.py
@@ -45,10 +48,12 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.train.schedule = "linear"
     config.train.final_lr_fraction = 0.0
     config.train.adam_b2 = 0.999
-    # Checkpoint selection needs a held-out set: SVAMP's first 300 problems by default. It is also a reported
-    # benchmark, so SVAMP numbers of the selected checkpoint are optimistic; point eval at a split you do not report.
+    # Checkpoint selection needs a held-out set: 300 SVAMP problems by default (the hub copy's test split). SVAMP is
+    # also a reported benchmark, so its numbers for the selected checkpoint are optimistic; point eval at a split you
+    # do not report.
     config.eval.every_steps = 1000
     config.eval.datasets = "svamp"
+    config.eval.data_dir = "hub"  # every host reads it through `datasets`; or gs://... (a copy of the benchmark files)
     config.eval.limit = 300
     config.eval.max_new_tokens = 256
     config.eval.batch_size = 64

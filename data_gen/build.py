@@ -5,8 +5,13 @@
     OPENAI_API_KEY=... python -m data_gen.build --teacher=openai --model=gpt-4o-mini \\
         --dataset=gsm8k --split=train --samples=4 --out=/tmp/gsm8k_gpt
 
+    OPENAI_API_KEY=... python -m data_gen.build --teacher=openai --batch_api ...   # Batch API: half the price
+
 The API teacher journals every answer in `--out/journal.jsonl` as it arrives:
 re-running the same command after a crash or kill sends only what is missing.
+With `--batch_api` the requests go as batch files (kept, with the ids of the
+submitted batches, in `<journal dir>/batch_api/`); re-running a killed run
+polls the batches it had submitted instead of submitting them again.
 Output: shards, TFDS metadata, `manifest.json`, and a yield table on stdout.
 """
 
@@ -18,16 +23,18 @@ import sys
 
 from absl import app, flags
 
-from data_gen.prompts import load_prompt
+from data_gen.prompts import PROMPT_STYLES, load_prompt
 from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
+from data_gen.teachers.openai_batch import BatchSettings
 from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
-from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load
+from eotd_jax import paths
+from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load_from
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 
 _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets"))
 
@@ -35,14 +42,18 @@ flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
 flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(['synthetic', *BENCHMARKS])}")
 flags.DEFINE_string("split", "train", "dataset split")
-flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout (env EOTD_DATA_DIR)")
+flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
+                  "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
+                  "(also the gold teacher's EoT); compact: bare equations")
+flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout, local or gs:// "
+                    "(env EOTD_DATA_DIR); 'hub' or 'hub:<dir>' for hub copies (see eotd_jax.benchmarks.load_from)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
 flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
 flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from the synthetic source")
 flags.DEFINE_integer("max_per_thought", 0, "keep at most this many distinct verified rationales per problem and "
                      "thought (0: no cap)")
-flags.DEFINE_string("out", None, "output directory", required=True)
+flags.DEFINE_string("out", None, "output directory, local or gs://", required=True)
 flags.DEFINE_string("name", "eotd", "dataset name in shard file names")
 flags.DEFINE_integer("num_shards", 4, "number of output shards")
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
@@ -66,6 +77,11 @@ flags.DEFINE_float("timeout", 60.0, "seconds before one request times out")
 flags.DEFINE_float("backoff", 1.0, "first retry delay in seconds (doubles each retry) unless Retry-After says")
 flags.DEFINE_float("price_prompt", 0.0, "US dollars per million prompt tokens, for the cost report")
 flags.DEFINE_float("price_completion", 0.0, "US dollars per million completion tokens, for the cost report")
+flags.DEFINE_bool("batch_api", False, "send the requests through the OpenAI Batch API (half the price, answers "
+                  "within --batch_window); the --price_* flags are the live prices")
+flags.DEFINE_float("batch_poll_seconds", 30.0, "seconds between polls of the submitted batches")
+flags.DEFINE_integer("batch_max_requests", 50_000, "requests per batch file (the API allows 50,000 and 200 MB)")
+flags.DEFINE_string("batch_window", "24h", "the batches' completion window")
 
 FLAGS = flags.FLAGS
 
@@ -74,7 +90,7 @@ def load_problems() -> list[Problem]:
     if FLAGS.dataset == "synthetic":
         problems = synthetic_problems(FLAGS.synthetic_count, FLAGS.seed, FLAGS.split)
     elif FLAGS.dataset in BENCHMARKS:
-        problems = load(FLAGS.dataset, FLAGS.data_dir, FLAGS.split)
+        problems = load_from(FLAGS.data_dir, FLAGS.dataset, FLAGS.split)
     else:
         raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: synthetic, {', '.join(BENCHMARKS)}")
     problems = [p for p in problems if p.answer is not None]  # non-numeric ASDiv answers cannot be verified
@@ -83,14 +99,18 @@ def load_problems() -> list[Problem]:
 
 def make_teacher():
     if FLAGS.teacher == "gold":
-        return GoldTeacher()
+        return GoldTeacher(FLAGS.prompt_style)
     settings = ApiSettings(
         model=FLAGS.model, base_url=FLAGS.base_url, api_key_env=FLAGS.api_key_env, temperature=FLAGS.temperature,
         top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
         concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
+        prompt_style=FLAGS.prompt_style,
         max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
-        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion)
-    journal = FLAGS.journal or os.path.join(FLAGS.out, "journal.jsonl")
+        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
+        batch=BatchSettings(poll_seconds=FLAGS.batch_poll_seconds, max_requests=FLAGS.batch_max_requests,
+                            completion_window=FLAGS.batch_window)
+        if FLAGS.batch_api else None)
+    journal = FLAGS.journal or os.fspath(paths.path(FLAGS.out) / "journal.jsonl")
     return OpenAITeacher(settings, journal, progress=FLAGS.progress)
 
 
@@ -99,7 +119,7 @@ def check_flags() -> None:
     if unknown or not FLAGS.thoughts:
         raise ValueError(f"--thoughts: unknown thought {', '.join(unknown) or '(none given)'}; choose from "
                          f"{','.join(THOUGHTS)}")
-    for name in ("samples", "n_per_request", "concurrency", "num_shards"):
+    for name in ("samples", "n_per_request", "concurrency", "num_shards", "batch_max_requests"):
         if getattr(FLAGS, name) < 1:
             raise ValueError(f"--{name} must be at least 1")
 
@@ -125,7 +145,9 @@ def main(argv):
         "split": FLAGS.split,
         "problems": len(problems),
         "thoughts": thoughts,
-        "prompts_sha256": {t: load_prompt(t).sha256 for t in thoughts} if FLAGS.teacher == "openai" else {},
+        "prompt_style": FLAGS.prompt_style,
+        "prompts_sha256": ({t: load_prompt(t, FLAGS.prompt_style).sha256 for t in thoughts}
+                           if FLAGS.teacher == "openai" else {}),
         "settings": {name: FLAGS[name].value for name in _SETTINGS},
         "counts": {t: {"candidates": sum(c.values()), "kept": c["kept"],
                        "rejected": {r: n for r, n in sorted(c.items()) if r != "kept"}} for t, c in counts.items()},
@@ -133,15 +155,14 @@ def main(argv):
         "format": FLAGS.format,
         "shards": shards,
     }
-    with open(os.path.join(FLAGS.out, "manifest.json"), "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=2)
+    (paths.path(FLAGS.out) / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(yield_report(counts))
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 
 
 _SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
              "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
-             "tpm", "max_retries", "timeout", "price_prompt", "price_completion")
+             "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api")
 
 if __name__ == "__main__":
     app.run(main)

@@ -1,7 +1,9 @@
 """Teacher candidates -> verified examples, with every rejection counted by reason.
 
 A rationale is kept only when its executed / extracted answer equals the gold
-answer (the same verifier the eval binary uses on student output). Identical
+answer (the same reader and verifier the eval binary uses on student output);
+the record keeps the rationale as the teacher wrote it and the form that was
+verified beside it. Identical
 rationales for one question and thought are kept once; `max_per_thought` caps
 how many distinct ones a question keeps per thought.
 """
@@ -9,28 +11,15 @@ how many distinct ones a question keeps per thought.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Sequence
 
 from data_gen.teachers.base import Candidate
 from eotd_jax.benchmarks import Problem
+from eotd_jax.input.records import Record
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.answers import format_number
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS, verdict, verify
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifiedExample:
-    """One shard record (DESIGN.md, "Verified example")."""
-
-    id: str
-    source: str
-    question: str
-    thought: str
-    rationale: str
-    answer: str
-    teacher: str
-    sample_index: int
+from eotd_jax.thoughts.scoring import check, verdict
 
 
 def verify_candidates(
@@ -39,7 +28,7 @@ def verify_candidates(
     pool: SandboxPool,
     teacher: str,
     max_per_thought: int = 0,
-) -> tuple[list[VerifiedExample], dict[str, collections.Counter]]:
+) -> tuple[list[Record], dict[str, collections.Counter]]:
     """(kept examples in canonical order, per-thought counts of "kept" and each rejection reason)."""
     order = {problem.id: index for index, problem in enumerate(problems)}
     by_id = {problem.id: problem for problem in problems}
@@ -51,10 +40,9 @@ def verify_candidates(
             counts[candidate.thought][candidate.failure or "empty"] += 1
     records = [{"thought": c.thought, "rationale": c.rationale, "answer": format_number(by_id[c.problem_id].answer)}
                for c in usable]
-    outcomes = verify(records, pool)
     kept, seen = [], collections.defaultdict(set)
-    for candidate, record, outcome in zip(usable, records, outcomes, strict=True):
-        reason = verdict(record, outcome)
+    for candidate, record, checked in zip(usable, records, check(records, pool), strict=True):
+        reason = verdict(record, checked.outcome, checked.stated)
         group = (candidate.problem_id, candidate.thought)
         normalized = " ".join(candidate.rationale.split())
         if reason == "kept" and normalized in seen[group]:
@@ -65,8 +53,8 @@ def verify_candidates(
         if reason == "kept":
             seen[group].add(normalized)
             problem = by_id[candidate.problem_id]
-            kept.append(VerifiedExample(problem.id, problem.source, problem.question, candidate.thought,
-                                        candidate.rationale, problem.answer_text, teacher, candidate.sample_index))
+            kept.append(Record(problem.id, problem.source, problem.question, candidate.thought, candidate.rationale,
+                               problem.answer_text, teacher, candidate.sample_index, checked.form))
     return kept, dict(counts)
 
 

@@ -1,94 +1,72 @@
-"""Verified examples -> seeded, shuffled shards (TFRecord + TFDS metadata, or JSON lines).
+"""Verified records (`eotd_jax.input.records`) -> seeded, shuffled shards (TFRecord + TFDS metadata, or JSON lines).
 
 TFRecord shards hold one `tf.train.Example` per record and are named
 `<name>-train.tfrecord-0000i-of-0000n`; TFDS metadata beside them lets
 `tfds.builder_from_directory(out)` read them, and plain
 `tf.data.TFRecordDataset` reads them too. Files are written under temporary
 names and renamed, so a crash never leaves a half shard under a final name.
+A `gs://` output is written in a local `paths.Mirror` (TensorFlow's writer
+cannot reach other GCS endpoints than Google's) and uploaded shard by shard.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
 import hashlib
-import json
 import os
 import random
 from collections.abc import Sequence
 
-from data_gen.verification import VerifiedExample
-from eotd_jax.input.records import TEXT_FIELDS
+from eotd_jax import paths
+from eotd_jax.input.records import Record, tfds_features, to_example, to_json_line
 
 SPLIT = "train"
 
 
-def shuffled(examples: Sequence[VerifiedExample], seed: int) -> list[VerifiedExample]:
+def shuffled(examples: Sequence[Record], seed: int) -> list[Record]:
     examples = list(examples)
     random.Random(seed).shuffle(examples)
     return examples
 
 
-def shard_paths(out_dir: str, name: str, num_shards: int, file_format: str) -> list[str]:
-    return [os.path.join(out_dir, f"{name}-{SPLIT}.{file_format}-{i:05d}-of-{num_shards:05d}")
-            for i in range(num_shards)]
+def shard_names(name: str, num_shards: int, file_format: str) -> list[str]:
+    return [f"{name}-{SPLIT}.{file_format}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
 
 
-def write_shards(examples: Sequence[VerifiedExample], out_dir: str, name: str, num_shards: int, seed: int,
+def write_shards(examples: Sequence[Record], out_dir: str, name: str, num_shards: int, seed: int,
                  file_format: str = "tfrecord") -> list[dict]:
     """Writes the shards; returns [{file, records, sha256}] for the manifest."""
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, not {num_shards}")
-    os.makedirs(out_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(out_dir, f"{name}-{SPLIT}.*-of-*")):
-        os.remove(stale)
+    out = paths.path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{name}-{SPLIT}.*-of-*"):
+        stale.unlink()
     examples = shuffled(examples, seed)
     num_shards = max(1, min(num_shards, len(examples)))  # no empty shards
-    paths = shard_paths(out_dir, name, num_shards, file_format)
-    serialize = _serialize_example if file_format == "tfrecord" else _serialize_json
+    serialize = to_example if file_format == "tfrecord" else to_json_line
     shards = []
-    for index, path in enumerate(paths):
-        records = [serialize(example) for example in examples[index::num_shards]]
-        temporary = path + ".tmp"
-        if file_format == "tfrecord":
-            import tensorflow as tf
+    with paths.Mirror(out_dir) as mirror:
+        for index, file_name in enumerate(shard_names(name, num_shards, file_format)):
+            records = [serialize(example) for example in examples[index::num_shards]]
+            path = os.path.join(mirror.local, file_name)
+            temporary = path + ".tmp"
+            if file_format == "tfrecord":
+                import tensorflow as tf
 
-            with tf.io.TFRecordWriter(temporary) as writer:
-                for record in records:
-                    writer.write(record)
-        else:
-            with open(temporary, "wb") as file:
-                file.writelines(records)
-        os.replace(temporary, path)
-        with open(path, "rb") as file:
-            digest = hashlib.sha256(file.read()).hexdigest()
-        shards.append({"file": os.path.basename(path), "records": len(records), "sha256": digest})
+                with tf.io.TFRecordWriter(temporary) as writer:
+                    for record in records:
+                        writer.write(record)
+            else:
+                with open(temporary, "wb") as file:
+                    file.writelines(records)
+            os.replace(temporary, path)
+            with open(path, "rb") as file:
+                digest = hashlib.sha256(file.read()).hexdigest()
+            mirror.push()
+            shards.append({"file": file_name, "records": len(records), "sha256": digest})
     if file_format == "tfrecord":
         _write_tfds_metadata(out_dir, name, shards)
     return shards
-
-
-def _serialize_example(example: VerifiedExample) -> bytes:
-    import tensorflow as tf
-
-    feature = {field: tf.train.Feature(bytes_list=tf.train.BytesList(value=[getattr(example, field).encode()]))
-               for field in TEXT_FIELDS}
-    feature["sample_index"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[example.sample_index]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
-
-
-def _serialize_json(example: VerifiedExample) -> bytes:
-    return (json.dumps(dataclasses.asdict(example), ensure_ascii=False) + "\n").encode()
-
-
-def tfds_features():
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    return tfds.features.FeaturesDict({
-        **{field: tfds.features.Text() for field in TEXT_FIELDS},
-        "sample_index": tfds.features.Scalar(dtype=tf.int64),
-    })
 
 
 def _write_tfds_metadata(out_dir: str, name: str, shards: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the training state, the data position and the config, in `<workdir>/checkpoints`.
+"""Orbax checkpoints of the training state, the data position and the config, in `<workdir>/checkpoints`
+(local or gs://: Orbax goes through epath, which `eotd_jax.paths` sets to fsspec, and tensorstore).
 
 Saves are asynchronous; the last `keep` steps and the `keep_best` steps with
 the highest eval accuracy are kept. Restoring gives back exactly the saved
@@ -16,6 +17,8 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from eotd_jax import paths
+
 
 def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = True) -> ocp.CheckpointManager:
     policies = [checkpoint_managers.LatestN(n=keep)]
@@ -26,7 +29,7 @@ def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = T
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
         best_fn=_accuracy if keep_best else None, best_mode="max",  # without best_fn Orbax drops the metrics
         enable_async_checkpointing=asynchronous, create=True)
-    return _Manager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    return _Manager(os.fspath(paths.path(paths.absolute(workdir)) / "checkpoints"), options=options)
 
 
 class _Manager(ocp.CheckpointManager):

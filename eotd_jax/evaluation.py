@@ -8,7 +8,6 @@ the sandbox pool, where a failing or hanging program costs only its question.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -16,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_gen.teachers.synthetic import synthetic_problems
-from eotd_jax.benchmarks import BENCHMARKS, Problem, load
-from eotd_jax.input.prompts import student_input
+from eotd_jax.benchmarks import BENCHMARKS, Problem, load_from
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.t5 import T5
 from eotd_jax.strategies import choose
@@ -43,18 +42,16 @@ class DecodeSettings:
 
 
 def load_problems(name: str, data_dir: str, limit: int = 0) -> list[Problem]:
-    """The first `limit` (0: all) answerable test problems of a benchmark, or of the held-out synthetic split."""
+    """The first `limit` (0: all) answerable test problems of a benchmark, or of the held-out synthetic split.
+
+    `data_dir` is a directory (local or gs://), `hub` or `hub:<dir>` (see `benchmarks.load_from`).
+    """
     if name == HELD_OUT:
         return synthetic_problems(limit or 200, seed=0, split="test")
     if name not in BENCHMARKS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join((*BENCHMARKS, HELD_OUT))}")
-    problems = [p for p in load(name, data_dir) if p.answer is not None]
+    problems = [p for p in load_from(data_dir, name) if p.answer is not None]
     return problems[:limit] if limit else problems
-
-
-def sandbox_workers(requested: int | None = None) -> int:
-    """`requested`, else the CPUs this process may run on (its affinity mask: cgroup and taskset limits)."""
-    return requested or len(os.sched_getaffinity(0))
 
 
 def accuracy(records: Sequence[dict], strategy: str) -> float:
@@ -62,15 +59,15 @@ def accuracy(records: Sequence[dict], strategy: str) -> float:
 
 
 def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought: str,
-             settings: DecodeSettings, before_batch: Callable[[], None] | None = None) -> list[list[str]]:
+             settings: DecodeSettings, student_input: StudentInput,
+             before_batch: Callable[[], None] | None = None) -> list[list[str]]:
     """`settings.samples` rationales per question for one thought; `before_batch` may raise to stop early."""
     texts: list[list[str]] = [[] for _ in questions]
     for start in range(0, len(questions), settings.batch_size):
         if before_batch is not None:
             before_batch()
         chunk = questions[start:start + settings.batch_size]
-        encoded = [tokenizer.encode(student_input(q, thought))[: settings.max_source_length - 1] + [tokenizer.eos_id]
-                   for q in chunk]
+        encoded = tokenizer.encode_batch([student_input.text(q, thought) for q in chunk], settings.max_source_length)
         length = min(-(-max(map(len, encoded)) // _BUCKET) * _BUCKET, settings.max_source_length)
         rows = settings.batch_size  # a fixed batch shape: one compile per length bucket
         ids = np.full((rows, length), tokenizer.pad_id, np.int32)
@@ -91,9 +88,10 @@ def generate(model: T5, tokenizer: Tokenizer, questions: Sequence[str], thought:
 
 def answer_questions(model: T5, tokenizer: Tokenizer, problems: Sequence[Problem], thoughts: Sequence[str],
                      strategies: Sequence[str], pool: SandboxPool, settings: DecodeSettings,
-                     before_batch: Callable[[], None] | None = None) -> list[dict]:
+                     student_input: StudentInput, before_batch: Callable[[], None] | None = None) -> list[dict]:
     """One prediction record per problem (see `prediction_record`); `before_batch` as in `generate`."""
-    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings, before_batch)
+    rationales = {t: generate(model, tokenizer, [p.question for p in problems], t, settings, student_input,
+                              before_batch)
                   for t in thoughts}
     return score(problems, rationales, strategies, pool)
 

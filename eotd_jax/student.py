@@ -1,40 +1,45 @@
 """A trained student for eval and export: a training workdir's checkpoint, or a Hugging Face model directory.
 
-    student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .step
+    student = load_student("workdir/quickstart/train", step="best")   # .model, .tokenizer, .student_input, .step
     student = load_student("/models/etd-codet5p-770m-py")             # config.json + weights + tokenizer
 
-A workdir's config comes from the checkpoint itself unless one is given. Only
-the parameters are read (not the optimizer state), sharded FSDP-style over
-every local device, so a model that trained on a slice fits one host.
+A workdir's config comes from the checkpoint itself unless one is given; the
+student's input template and selectors come with it (an HF directory's from
+its `student_input.json`, written by the export, else the paper's defaults).
+Only the parameters are read (not the optimizer state), sharded FSDP-style over
+every local device, so a model that trained on a slice fits one host. Both may
+be local or gs://.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 from absl import logging
 from flax import nnx
 from ml_collections import ConfigDict
 
-from eotd_jax import checkpoints
+from eotd_jax import checkpoints, paths
+from eotd_jax.input import student_input
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import make_mesh, param_shardings
 from eotd_jax.model.t5 import T5
 from eotd_jax.tokenizer import Tokenizer, load_tokenizer
-from eotd_jax.trainer import model_and_params
+from eotd_jax.trainer import model_and_params, pretrained_dir
 
 
 @dataclasses.dataclass
 class Student:
     model: T5
     tokenizer: Tokenizer
+    student_input: StudentInput  # the input template and selectors it was trained with
     step: int | None  # the checkpoint's step; None for a Hugging Face directory
 
 
 def is_hf_model_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "config.json")) and not os.path.isdir(os.path.join(path, "checkpoints"))
+    return (paths.path(path) / "config.json").is_file() and not (paths.path(path) / "checkpoints").is_dir()
 
 
 def checkpoint_step(manager, which: str) -> int:
@@ -55,8 +60,8 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
     """The model and tokenizer of a Hugging Face directory or of one checkpoint of a workdir (params sharded)."""
     if is_hf_model_dir(checkpoint_dir):
         _, model = import_hf(checkpoint_dir)
-        return Student(model, load_tokenizer(checkpoint_dir), None)
-    if not os.path.isdir(checkpoint_dir):
+        return Student(model, load_tokenizer(checkpoint_dir), student_input.load(checkpoint_dir), None)
+    if not paths.path(checkpoint_dir).is_dir():
         raise FileNotFoundError(f"{checkpoint_dir}: no such directory")
     manager = checkpoints.make_manager(checkpoint_dir, keep=1, keep_best=1, asynchronous=False)
     try:
@@ -69,5 +74,5 @@ def load_student(checkpoint_dir: str, config: ConfigDict | None = None, step: st
     finally:
         manager.close()
     logging.warning("loaded step %d of %s", chosen, checkpoint_dir)
-    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
-    return Student(nnx.merge(graphdef, params), tokenizer, chosen)
+    tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
+    return Student(nnx.merge(graphdef, params), tokenizer, StudentInput.from_config(config), chosen)

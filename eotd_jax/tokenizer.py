@@ -1,13 +1,20 @@
 """Tokenizers behind one small interface: a byte-level one needing no files, or any HF tokenizer directory.
 
     tokenizer = load_tokenizer("byte")                 # tiny models, tests, the quickstart
-    tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a local directory
+    tokenizer = load_tokenizer("/models/codet5p-770m")  # transformers.AutoTokenizer on a directory (or gs://)
+    tokenizer.encode_batch(["Question: ..."], max_length=256)
+
+Texts are encoded as the tokenizer's own template wraps them (CodeT5 / RoBERTa
+BPE: `<s> ... </s>`; T5 SentencePiece: `... </s>`), the way `tokenizer(texts)`
+encoded them when the student was trained with `transformers`, on both the
+input and the target side.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
+
+from eotd_jax import paths
 
 
 class Tokenizer(Protocol):
@@ -15,8 +22,8 @@ class Tokenizer(Protocol):
     eos_id: int
     vocab_size: int
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids without special tokens."""
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        """Ids of each text in the tokenizer's template, cut to `max_length` keeping the template, ending in EOS."""
         ...
 
     def decode(self, ids) -> str:
@@ -43,8 +50,9 @@ class ByteTokenizer:
 
         return transformers.ByT5Tokenizer(extra_ids=0)
 
-    def encode(self, text: str) -> list[int]:
-        return [byte + self.offset for byte in text.encode("utf-8")]
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        return [[byte + self.offset for byte in text.encode("utf-8")[: max_length - 1]] + [self.eos_id]
+                for text in texts]
 
     def decode(self, ids) -> str:
         data = bytearray()
@@ -57,21 +65,30 @@ class ByteTokenizer:
         return data.decode("utf-8", errors="replace")
 
 
+_WEIGHTS = ("*.safetensors", "*.bin", "*.msgpack", "*.h5", "*.pt", "*.ckpt")
+
+
 class HFTokenizer:
-    """A `transformers` tokenizer loaded from a local directory (no hub access at run time)."""
+    """A `transformers` tokenizer loaded from a directory, local or gs:// (no hub access at run time)."""
 
     def __init__(self, directory: str):
         import transformers
 
-        if not os.path.isdir(directory):
+        if not paths.path(directory).is_dir():
             raise FileNotFoundError(f"tokenizer: no directory at {directory}")
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        with paths.local_copy(directory, skip=_WEIGHTS) as local:  # a gs:// directory: its tokenizer files
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(local, local_files_only=True)
         self.pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         self.eos_id = self._tokenizer.eos_token_id
+        if self.eos_id is None:
+            raise ValueError(f"tokenizer: {directory} defines no eos_token (a student must learn where to stop)")
         self.vocab_size = len(self._tokenizer)
 
-    def encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False)
+    def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
+        """`tokenizer(texts, truncation=True)`: its post-processor adds the special tokens. A template without a
+        closing EOS (a hand-made tokenizer) gets one, so the student learns where a rationale ends."""
+        encoded = self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return [ids if ids and ids[-1] == self.eos_id else ids[: max_length - 1] + [self.eos_id] for ids in encoded]
 
     def hf_tokenizer(self):
         return self._tokenizer

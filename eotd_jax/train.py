@@ -5,14 +5,14 @@
         --config.train.learning_rate=3e-4
 
 Restarting with the same `--workdir` resumes from the latest checkpoint.
-Multi-host: `jax.distributed.initialize()` from the environment (TPU pods,
-SLURM), or from `--coordinator_address / --num_processes / --process_id`.
+Multi-host: `eotd_jax.distributed` joins the run the environment describes (a Cloud TPU
+VM slice, GKE, SLURM with one process per GPU) or `--coordinator_address / --num_processes /
+--process_id`; `--cluster=none` keeps one process.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import jax
@@ -20,24 +20,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from configs import default
+from eotd_jax import distributed, paths
 from eotd_jax.trainer import ConfigError, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard events and the config go here")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs "
-                                   "outside TPU pods / SLURM, where it is found automatically)")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in a multi-process run")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in a multi-process run")
-
-
-def initialize_distributed() -> None:
-    """Joins a multi-process run: explicit flags, else the environment of a TPU pod / SLURM job, else nothing."""
-    if _COORDINATOR.value:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    elif os.environ.get("SLURM_NTASKS", "1") != "1" or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") > 0:
-        jax.distributed.initialize()
+flags.adopt_module_key_flags(distributed)  # --cluster, --coordinator_address, ... in --help
 
 
 def main(argv):
@@ -46,8 +35,11 @@ def main(argv):
     if _CONFIG.value is None or _WORKDIR.value is None:
         sys.exit("error: --config and --workdir are required")
     logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save and compile at INFO
-    initialize_distributed()
-    os.makedirs(_WORKDIR.value, exist_ok=True)
+    try:
+        distributed.initialize_from_flags()
+    except distributed.ClusterError as error:
+        sys.exit(f"error: {error}")
+    paths.path(_WORKDIR.value).mkdir(parents=True, exist_ok=True)
     try:
         metrics = train(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, FileNotFoundError, ValueError) as error:

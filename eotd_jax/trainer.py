@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 
@@ -29,18 +28,20 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from eotd_jax import checkpoints
+from eotd_jax import checkpoints, paths
 from eotd_jax.benchmarks import Problem
-from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems, sandbox_workers
+from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
 from eotd_jax.input.pipeline import make_batches
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.preemption import Preempted, Preemption
+from eotd_jax.summaries import ScalarWriter
+from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import THOUGHTS
 from eotd_jax.tokenizer import load_tokenizer
 
 
@@ -64,11 +65,27 @@ class Run:
     eval_problems: dict[str, list[Problem]]  # empty when periodic eval is off
 
 
+def pretrained_dir(config: ConfigDict) -> str:
+    """The HF directory to start from; "" for random weights (`init_from_hf` empty, or `none` said on purpose)."""
+    return "" if config.init_from_hf == "none" else config.init_from_hf
+
+
+def check_requirements(config: ConfigDict) -> None:
+    """Refuses a run its config says would be wasted: an accelerator-scale run on the CPU, a paper
+    student from random weights."""
+    if config.require_accelerator and jax.default_backend() == "cpu":
+        raise ConfigError("config.require_accelerator: this config needs TPUs or GPUs, but JAX found only the CPU "
+                          "(pip install -e '.[tpu]' or '.[cuda12]'; --config.require_accelerator=false to run anyway)")
+    if config.require_init_from_hf and not config.init_from_hf:
+        raise ConfigError("config.init_from_hf: this config fine-tunes a pretrained student; pass "
+                          "--config.init_from_hf=<local Hugging Face directory>, or =none for random weights")
+
+
 def model_and_params(config: ConfigDict):
     """(model config, graphdef, abstract state, params source) from a named config or an HF directory."""
     overrides = dict(config.model_overrides)
-    if config.init_from_hf:
-        model_config, model = import_hf(config.init_from_hf, **overrides)
+    if pretrained_dir(config):
+        model_config, model = import_hf(pretrained_dir(config), **overrides)
         graphdef, state = nnx.split(model)
         return model_config, graphdef, state, nnx.to_pure_dict(state)
     try:
@@ -116,6 +133,7 @@ def global_batch_size(config: ConfigDict, mesh: jax.sharding.Mesh) -> int:
 
 def prepare(config: ConfigDict) -> Run:
     """Checks the config against the devices and the data, and builds the run; compiles nothing."""
+    check_requirements(config)
     try:
         mesh = make_mesh(tuple(config.mesh.shape))
     except ValueError as error:
@@ -134,18 +152,22 @@ def prepare(config: ConfigDict) -> Run:
                           f"config.train.steps {config.train.steps}")
     sources = data_sources(config)
     for source in sources:
-        if not os.path.isdir(source["dir"]):
+        if not paths.path(source["dir"]).is_dir():
             raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
     eval_problems = load_eval_problems(config)
     model_config, graphdef, state, hf_params = model_and_params(config)
-    tokenizer = load_tokenizer(config.tokenizer or config.init_from_hf or "byte")
+    tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
+    try:
+        student_input = StudentInput.from_config(config)
+    except ValueError as error:
+        raise ConfigError(f"config.input: {error}") from None
     if tokenizer.vocab_size > model_config.vocab_size:
         raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
                           f"{model_config.vocab_size}")
     batches = make_batches(sources, tokenizer, batch_size,
                            config.data.source_length, config.data.target_length, config.train.seed,
-                           jax.process_index(), jax.process_count())
+                           jax.process_index(), jax.process_count(), student_input)
     if batches.batches_per_epoch() == 0:
         raise ConfigError(f"the data fills fewer than one batch of {batch_size} rows")
     shardings = param_shardings(state, mesh)
@@ -200,7 +222,7 @@ def evaluate_student(run: Run, params, pool: SandboxPool, before_batch=None) -> 
     metrics = {}
     for name, problems in run.eval_problems.items():
         records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings,
-                                   before_batch)
+                                   StudentInput.from_config(run.config), before_batch)
         metrics.update({f"eval/{name}/{s}_accuracy": accuracy(records, s) for s in strategies})
     metrics["accuracy"] = float(np.mean([metrics[f"eval/{name}/etd_accuracy"] for name in run.eval_problems]))
     return metrics
@@ -265,7 +287,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
     peak = peak_flops_per_device(config) * jax.device_count()
     config_dict = json.loads(config.to_json_best_effort())
     last = {}
-    pool = SandboxPool(num_workers=sandbox_workers(config.eval.workers)) if run.eval_problems else None
+    pool = SandboxPool(num_workers=config.eval.workers or None) if run.eval_problems else None
     bar = tqdm(total=config.train.steps, initial=start, desc="training", unit="step",
                disable=jax.process_index() != 0 or not config.progress)
     window_start, window_tokens = time.perf_counter(), 0.0
@@ -321,27 +343,16 @@ def train(config: ConfigDict, workdir: str) -> dict:
         if writer is not None:
             writer.close()
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
-            json.dump(config_dict, file, indent=2)
+        (paths.path(workdir) / "config.json").write_text(json.dumps(config_dict, indent=2))
     return last
 
 
-def _summary_writer(workdir: str):
+def _summary_writer(workdir: str) -> ScalarWriter | None:
     if jax.process_index() != 0:
         return None
-    import tensorflow as tf
-
-    tf.config.set_visible_devices([], "GPU")  # TensorFlow only writes event files here
-    return tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    return ScalarWriter(os.fspath(paths.path(workdir) / "tensorboard"))
 
 
-def _write_scalars(writer, step: int, metrics: dict) -> None:
-    if writer is None:
-        return
-    import tensorflow as tf
-
-    with writer.as_default(step=step):
-        for name, value in metrics.items():
-            if math.isfinite(value):
-                tf.summary.scalar(name, value)
-    writer.flush()
+def _write_scalars(writer: ScalarWriter | None, step: int, metrics: dict) -> None:
+    if writer is not None:
+        writer.write(step, metrics)

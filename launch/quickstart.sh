@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e .
-.venv/bin/python -m eotd_jax.thoughts.verify
+.venv/bin/python -m eotd_jax.verify
 .venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=2000 --thoughts=eot \
     --out=workdir/quickstart/data
 .venv/bin/python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train "$@"

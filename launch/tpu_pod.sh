@@ -1,27 +1,99 @@
 #!/usr/bin/env bash
-# Train on a Cloud TPU VM pod slice: create it, copy and install the project on every worker,
-# run the trainer on all workers at once (jax.distributed finds the pod by itself), fetch the logs.
+# Train on a Cloud TPU VM slice (v4, v5e, v5p, v6e), one step at a time, on every worker at once.
 #
-#   ZONE=us-central2-b TPU=etd-v4-32 TYPE=v4-32 bash launch/tpu_pod.sh \
-#       --config=configs/paper.py:codet5-large,etd --workdir=gs://my-bucket/etd-codet5-large
+#   export TPU=etd-v5e ZONE=us-west4-a TYPE=v5litepod-16 LOGS=gs://my-bucket/etd-v5e/logs
+#   bash launch/tpu_pod.sh create    # the slice, with the runtime version its type needs (VERSION overrides)
+#   bash launch/tpu_pod.sh setup     # this checkout's HEAD on every worker, installed with uv and Python 3.12
+#                                    # ('.[tpu,hf]': libtpu, and CPU torch to read pytorch_model.bin students)
+#   bash launch/tpu_pod.sh check     # every worker joins jax.distributed and prints what it sees
+#   bash launch/tpu_pod.sh run 'hf download Salesforce/codet5p-770m-py --local-dir /tmp/models/codet5p-770m-py'
+#                                    # any command, in the checkout on every worker, the venv first on PATH
+#   bash launch/tpu_pod.sh train --config=configs/paper.py:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
+#       --config.init_from_hf=/tmp/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35
+#                                    # detached on every worker; each worker's log is copied to $LOGS every minute
+#   bash launch/tpu_pod.sh status    # running or not on each worker, and the last lines of its log
+#   bash launch/tpu_pod.sh logs      # copy the workers' logs from $LOGS to logs/$TPU (or $OUT)
+#   bash launch/tpu_pod.sh stop      # SIGTERM on every worker: the trainer saves a checkpoint and exits
+#   bash launch/tpu_pod.sh delete    # teardown
 #
-# The workdir must be on GCS (every worker writes its shards of the checkpoint there), and so
-# must the data: pass --config.data.dir=gs://... . Set KEEP=1 to keep the slice afterwards.
+# Train again with the same --workdir to resume. The workdir and the data must be on GCS (every worker reads
+# and writes them). PYTHON_VERSION (default 3.12) is the Python uv installs: the images ship 3.10, jax needs 3.11+.
 set -euo pipefail
-: "${ZONE:?set ZONE}" "${TPU:?set TPU (the slice name)}" "${TYPE:=v4-32}" "${VERSION:=tpu-ubuntu2204-base}"
 cd "$(dirname "$0")/.."
-ssh() { gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="$1"; }
+: "${TPU:?set TPU (the slice name)}" "${ZONE:?set ZONE}"
 
-if ! gcloud compute tpus tpu-vm describe "$TPU" --zone="$ZONE" >/dev/null 2>&1; then
-  gcloud compute tpus tpu-vm create "$TPU" --zone="$ZONE" --accelerator-type="$TYPE" --version="$VERSION"
-fi
-git archive --format=tar.gz -o /tmp/eotd_jax.tar.gz HEAD
-gcloud compute tpus tpu-vm scp /tmp/eotd_jax.tar.gz "$TPU":~ --zone="$ZONE" --worker=all
-ssh "mkdir -p eotd_jax && tar xzf eotd_jax.tar.gz -C eotd_jax && cd eotd_jax && python3 -m venv .venv \
-     && .venv/bin/pip install -q -e . 'jax[tpu]' && mkdir -p logs"
-ssh "cd eotd_jax && .venv/bin/python -m eotd_jax.train $* 2>&1 | tee logs/train-\$(hostname).log"
-mkdir -p "logs/$TPU"
-gcloud compute tpus tpu-vm scp "$TPU":~/eotd_jax/logs/* "logs/$TPU/" --zone="$ZONE" --worker=all || true
-if [[ "${KEEP:-0}" != 1 ]]; then
-  gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
-fi
+die() { echo "error: $*" >&2; exit 1; }
+
+runtime_version() {  # https://cloud.google.com/tpu/docs/runtimes
+  case "$1" in
+    v2-*|v3-*|v4-*) echo tpu-ubuntu2204-base ;;
+    v5litepod-*|v5e-*) echo v2-alpha-tpuv5-lite ;;
+    v5p-*) echo v2-alpha-tpuv5 ;;
+    v6e-*) echo v2-alpha-tpuv6e ;;
+    *) die "unknown TPU type '$1' (v4-32, v5litepod-16, v5p-32, v6e-16, ...); set VERSION" ;;
+  esac
+}
+
+on_workers() {  # one command line, run by bash on every worker of the slice
+  gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="$1"
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+  create)
+    : "${TYPE:?set TYPE (the accelerator type, e.g. v5litepod-16)}"
+    version="${VERSION:-}"
+    [[ -n "$version" ]] || version="$(runtime_version "$TYPE")"  # an assignment, so that set -e sees a failure
+    gcloud compute tpus tpu-vm create "$TPU" --zone="$ZONE" --accelerator-type="$TYPE" --version="$version"
+    ;;
+  setup)
+    tarball="$(mktemp -d)/eotd_jax.tar.gz"
+    git archive --format=tar.gz -o "$tarball" HEAD
+    gcloud compute tpus tpu-vm scp "$tarball" "$TPU":eotd_jax.tar.gz --zone="$ZONE" --worker=all
+    on_workers "set -e; rm -rf eotd_jax; mkdir eotd_jax; tar xzf eotd_jax.tar.gz -C eotd_jax; cd eotd_jax
+      export PATH=\$HOME/.local/bin:\$PATH
+      command -v uv >/dev/null || curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=\$HOME/.local/bin sh
+      uv venv --quiet --python $(printf %q "${PYTHON_VERSION:-3.12}") .venv
+      uv pip install --quiet --python .venv/bin/python -e '.[tpu,hf]' \
+        --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match"
+    ;;
+  check)
+    on_workers "cd eotd_jax && .venv/bin/python -m eotd_jax.distributed --cluster=gce_tpu"
+    ;;
+  run)
+    on_workers "cd eotd_jax && export PATH=\$PWD/.venv/bin:\$PATH && $*"
+    ;;
+  train)
+    [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path (where each worker's log goes)"
+    # %q quotes every argument for the workers' bash: --config.mesh.shape=(1,-1,1) arrives as one argument.
+    # Only the detached command is backgrounded (not a `cd && ...` list, whose subshell would keep ssh open).
+    on_workers "cd eotd_jax || exit 1
+      if kill -0 \"\$(cat logs/train.pid 2>/dev/null)\" 2>/dev/null; then echo 'error: a job is running' >&2; exit 1; fi
+      LOGS=$(printf %q "$LOGS") setsid nohup bash launch/tpu_worker.sh$(printf ' %q' "$@") \
+      >/dev/null 2>&1 </dev/null &"
+    echo "started on every worker of $TPU; logs: $LOGS (bash launch/tpu_pod.sh status | logs | stop)"
+    ;;
+  status)
+    # shellcheck disable=SC2016  # expanded by the workers
+    on_workers 'cd eotd_jax || exit 1; state=stopped; kill -0 "$(cat logs/train.pid 2>/dev/null)" 2>/dev/null && state=running
+      for log in logs/worker-*.log; do [[ -e "$log" ]] && echo "$log: $state" && tail -n 3 "$log"; done; true'
+    ;;
+  logs)
+    [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path"
+    out="${OUT:-logs/$TPU}"
+    mkdir -p "$out"
+    gcloud storage cp "$LOGS/*.log" "$out/"
+    echo "logs in $out"
+    ;;
+  stop)
+    # shellcheck disable=SC2016  # expanded by the workers
+    on_workers 'cd eotd_jax && kill -TERM "$(cat logs/train.pid)"'
+    ;;
+  delete)
+    gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
+    ;;
+  *)
+    die "usage: bash launch/tpu_pod.sh create|setup|check|run COMMAND|train ARGS...|status|logs|stop|delete (see its header)"
+    ;;
+esac

@@ -71,3 +71,53 @@ def benchmark_files(tmp_path) -> Path:
     (tmp_path / "asdiv" / "ASDiv.xml").write_text(ASDIV_XML)
     (tmp_path / "asdiv" / "standard_2096_ids.txt").write_text("nluds-0003\nnluds-0001\n")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """`gs://<bucket>` on an emulator this session starts; this process's environment points at it."""
+    import os
+
+    from gcs import BUCKET, emulator
+
+    with emulator() as env:
+        previous = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            yield f"gs://{BUCKET}"
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def upload(local_dir: Path, destination: str) -> str:
+    """Copies a local directory tree to `destination` (local or gs://) through the path layer."""
+    from eotd_jax import paths
+
+    for file in local_dir.rglob("*"):
+        if file.is_file():
+            target = paths.path(destination) / file.relative_to(local_dir).as_posix()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(file.read_bytes())
+    return destination
+
+
+def save_hub_copy(name: str, rows: list[dict], destination: str, as_dict: bool = True) -> None:
+    """`rows` in a benchmark's hub schema, saved with `datasets.save_to_disk` (a DatasetDict with a test split)."""
+    import datasets
+
+    dataset = datasets.Dataset.from_list(rows)
+    (datasets.DatasetDict({"test": dataset}) if as_dict else dataset).save_to_disk(f"{destination}/{name}")
+
+
+HUB_ROWS = {
+    "gsm8k": {"question": "Q?", "answer": "step <<2*3=6>>6\n#### 6"},
+    "svamp": {"ID": "chal-9", "Body": "B.", "Question": "Q?", "Equation": "( 2.0 * 3.0 )", "Answer": 6.0,
+              "Type": "Multiplication", "question_concat": "B. Q?"},
+    "multiarith": {"question": " Q? ", "final_ans": "6"},
+    "asdiv": {"body": "B.", "question": "Q?", "solution_type": "Multiplication", "answer": "6 (cm)",
+              "formula": "2*3=6"},
+}

@@ -54,3 +54,14 @@ def test_format_number_is_short_and_faithful():
     assert format_number(Fraction(1, 3)) == "1/3"
     for value in (Fraction(51), Fraction(3, 4), Fraction(1, 3), Fraction(-7, 8)):
         assert parse_number(format_number(value)) == value
+
+
+@pytest.mark.parametrize("text", ["1" * 65 + "/3", "3/" + "1" * 65, "1 1/" + "9" * 65, "1" * 65, 10**64, 1e64, "1e64"])
+def test_one_digit_cap_on_every_answer_path(text):
+    """Plain, fraction, mixed, int and float answers over 64 digits are all refused (issue 13, item 6)."""
+    assert parse_number(text) is None
+
+
+def test_the_cap_itself_is_allowed():
+    assert parse_number("9" * 64) == 10**64 - 1
+    assert parse_number("1/" + "9" * 64) == Fraction(1, 10**64 - 1)

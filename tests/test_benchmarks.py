@@ -6,9 +6,10 @@ import json
 from fractions import Fraction
 
 import pytest
+from conftest import HUB_ROWS, save_hub_copy, upload
 
 from eotd_jax import benchmarks
-from eotd_jax.benchmarks import DatasetFormatError, multiarith, svamp
+from eotd_jax.benchmarks import DatasetFormatError, asdiv, multiarith, svamp
 from eotd_jax.thoughts.answers import answers_match
 
 
@@ -73,21 +74,50 @@ def test_missing_files_and_bad_arguments_are_clear(benchmark_files):
 
 def test_hub_loading_code_path_on_local_directories(tmp_path):
     """`datasets.load_dataset` on local directories in each hub copy's schema."""
-    layouts = {
-        "gsm8k": {"question": "Q?", "answer": "step <<2*3=6>>6\n#### 6"},
-        "svamp": {"ID": "chal-9", "Body": "B.", "Question": "Q?", "Equation": "( 2.0 * 3.0 )", "Answer": 6.0,
-                  "Type": "Multiplication", "question_concat": "B. Q?"},
-        "multiarith": {"question": " Q? ", "final_ans": "6"},
-        "asdiv": {"body": "B.", "question": "Q?", "solution_type": "Multiplication", "answer": "6 (cm)",
-                  "formula": "2*3=6"},
-    }
-    for name, row in layouts.items():
+    for name, row in HUB_ROWS.items():
         directory = tmp_path / name
         directory.mkdir()
         (directory / "test.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
         problems = benchmarks.load_from_hub(name, split="test", path=str(directory))
         assert [p.answer for p in problems] == [6, 6], name
         assert problems[0].question.endswith("Q?") and problems[0].source == f"{name}/test"
+
+
+def test_hub_copies_saved_with_datasets_load_from_a_local_dir_and_from_gs(tmp_path, gcs):
+    """`hub:<dir>`: copies that `save_to_disk` wrote (DatasetDict or Dataset), read with no network."""
+    for name, row in HUB_ROWS.items():
+        save_hub_copy(name, [row, row], str(tmp_path), as_dict=name != "svamp")
+    for name in HUB_ROWS:
+        problems = benchmarks.load_from(f"hub:{tmp_path}", name)
+        assert [p.answer for p in problems] == [6, 6] and problems[0].source == f"{name}/test", name
+    with pytest.raises(ValueError, match="no split 'train'; it has test"):
+        benchmarks.load_from_hub("gsm8k", split="train", path=str(tmp_path / "gsm8k"))
+    remote = f"{gcs}/hub-{tmp_path.name}"
+    save_hub_copy("gsm8k", [HUB_ROWS["gsm8k"]], remote)  # datasets writes to gs:// through fsspec itself
+    assert [p.answer for p in benchmarks.load_from(f"hub:{remote}", "gsm8k")] == [6]
+
+
+def test_benchmark_files_load_the_same_from_gs(benchmark_files, gcs):
+    remote = upload(benchmark_files, f"{gcs}/benchmarks-{benchmark_files.name}")
+    for name in benchmarks.BENCHMARKS:
+        assert benchmarks.load_from(remote, name) == benchmarks.load(name, str(benchmark_files)), name
+    with pytest.raises(FileNotFoundError, match=f"gsm8k/test: no file at {remote}/nowhere/gsm8k/test.jsonl"):
+        benchmarks.load_from(f"{remote}/nowhere", "gsm8k")
+
+
+def test_the_asdiv_standard_id_list_ships_in_the_package(benchmark_files):
+    ids = open(asdiv.packaged_standard_ids(), encoding="utf-8").read().split()
+    assert len(ids) == len(set(ids)) == 2096 and ids[0] == "nluds-0001"
+    (benchmark_files / "asdiv" / "standard_2096_ids.txt").unlink()  # no list beside the file: the packaged one
+    with pytest.raises(DatasetFormatError, match=r"asdiv_standard_2096_ids.txt: line 2: field 'ID': nluds-0002 has"):
+        benchmarks.load("asdiv", benchmark_files)
+
+
+def test_the_packaged_asdiv_list_selects_the_standard_subset_of_the_real_file(datasets_dir, tmp_path):
+    (tmp_path / "asdiv").mkdir()
+    (tmp_path / "asdiv" / "ASDiv.xml").write_bytes((datasets_dir / "asdiv" / "ASDiv.xml").read_bytes())
+    packaged = benchmarks.load("asdiv", tmp_path)
+    assert packaged == benchmarks.load("asdiv", datasets_dir) and len(packaged) == 2096
 
 
 # The real files (../shared/datasets) -------------------------------------------------------

@@ -49,7 +49,10 @@ def test_shards_read_back_the_same_with_tfds_and_plain_tf_data(synthetic_shards)
     assert len(via_tfds) == 210 and sorted(via_tfds, key=key) == sorted(via_tf_data, key=key)
     assert {r["thought"] for r in via_tfds} == {"cot", "pot", "eot"}
     assert set(via_tfds[0]) == {"id", "source", "question", "thought", "rationale", "answer", "teacher",
-                                "sample_index"}
+                                "sample_index", "verified_form"}
+    from eotd_jax.input.records import read_records
+
+    assert sorted(read_records(str(synthetic_shards)), key=key) == sorted(via_tfds, key=key)
 
 
 def test_manifest_counts_and_shard_hashes(synthetic_shards):
@@ -57,6 +60,7 @@ def test_manifest_counts_and_shard_hashes(synthetic_shards):
 
     manifest = json.loads((synthetic_shards / "manifest.json").read_text())
     assert manifest["teacher"] == "gold" and manifest["problems"] == 70
+    assert manifest["prompt_style"] == "paper"
     assert manifest["counts"]["pot"] == {"candidates": 70, "kept": 70, "rejected": {}}
     assert sum(s["records"] for s in manifest["shards"]) == 210
     for shard in manifest["shards"]:

@@ -23,6 +23,15 @@ from eotd_jax.thoughts.outcome import Failure
         ("ans = 0.1 + 0.2", Fraction(3, 10)),  # floats become exact rationals
         ("# comment\n\nans == -(-5)  # trailing", 5),
         ("ans = 2 ** -1", Fraction(1, 2)),
+        ("x = 3  # a comment; with a semicolon\nans = x", 3),
+        ("ans = floor(7 / 2) + ceil(1 / 3) + round(2.5) + abs(-1) + sqrt(16) + max(1, 2) + min(3, 4)", 17),
+        ("ans = math.floor(9.99) + round(2.345, 2)", Fraction(1135, 100)),  # rounding half up
+        ("buses = ceil(students / 40)\nstudents = 130\nans = buses", 4),
+        ("ans ** 2 + 1 = 10", 3),
+        ("ans = int(7 / 2) + int(-7 / 2) + float(0.5)", Fraction(1, 2)),
+        ("max = 10\nans = max - 3", 7),  # a function's name as an unknown
+        ("x = 2\nans = (x - 1) / (x - 1)", 1),  # defined where the divisor is not zero
+        ("ans = 10 ** 63", 10**63),
     ],
 )
 def test_solves(system, expected):
@@ -61,6 +70,27 @@ def test_solves(system, expected):
         ("ans = " + "(" * 5000 + "1" + ")" * 5000, Failure.TOO_LARGE),
         ("ans = " + "+".join(["x"] * 6000), Failure.TOO_LARGE),
         ("\n".join(f"x{i} = {i}" for i in range(100)) + "\nans = x1", Failure.TOO_LARGE),
+        # issue 13, item 6
+        ("y = 1\nans = (y - 1) / (y - 1)", Failure.ERROR),  # 0/0, although sympy cancels it to 1
+        ("y = 1\nans = y / (y - 1) ** 2", Failure.ERROR),
+        ("ans = 1 / (y - 1)\ny = 1", Failure.ERROR),
+        ("ans = 5 %% 3", Failure.SYNTAX),
+        ("ans = 5 % % 3", Failure.SYNTAX),
+        ("ans = 10 ** 64", Failure.TOO_LARGE),  # one digit cap on every path: integers,
+        ("ans = 10 ** 64 / 3", Failure.TOO_LARGE),  # fractions
+        ("ans = 1 / 10 ** 64", Failure.TOO_LARGE),
+        ("a = 10 ** 60\nb = a ** 6\nc = b ** 6\nans = c", Failure.TOO_LARGE),  # substitution stops at the first
+        ("a = 2 ** 64\nb = a * a * a * a * a * a * a\nans = b", Failure.TOO_LARGE),  # oversized number
+        ("ans = x ** 9 + 1", Failure.TOO_LARGE),  # degree of a power of unknowns
+        ("ans = (x * y) ** 5\nx = 1\ny = 1", Failure.TOO_LARGE),
+        ("ans = x * x * x * x * y * y * y * y * z\nx = 1\ny = 1\nz = 1", Failure.TOO_LARGE),  # products
+        ("a = x ** 8\nb = a ** 8\nans = b", Failure.TOO_LARGE),  # and after substituting
+        ("ans = floor(x)", Failure.UNDERDETERMINED),
+        ("ans = round(2.5, x)", Failure.FORBIDDEN),
+        ("ans = sqrt(2, 3)", Failure.SYNTAX),
+        ("ans = floor(x=2)", Failure.SYNTAX),
+        ("ans = os.floor(2)", Failure.FORBIDDEN),
+        ("ans = floor", Failure.UNDERDETERMINED),  # a bare function name is just an unknown
     ],
 )
 def test_hostile_or_broken_systems_fail_closed_fast(system, failure):
@@ -83,3 +113,12 @@ def test_parser_builds_no_strings_into_code(monkeypatch):
     monkeypatch.setattr(sympy_parser, "parse_expr", refuse)
     assert len(parse_system("2 * x + 3 = 11\nans = x")) == 2
     assert solve_system("2 * x + 3 = 11\nans = x").value == 4
+
+
+def test_an_odd_degree_polynomial_has_its_one_real_root():
+    """x**5 + x = 3 has one real root and no radical formula: it is found, exactly then as a float."""
+    outcome = solve_system("ans ** 5 + ans = 3")
+    assert outcome.ok, outcome
+    assert abs(float(outcome.value) ** 5 + float(outcome.value) - 3) < 1e-9
+    assert solve_system("ans ** 3 = 8").value == 2
+    assert solve_system("ans ** 3 + ans + 10 = 0").value == -2

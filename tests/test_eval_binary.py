@@ -10,7 +10,7 @@ import pytest
 from runs import python_module, train
 
 from eotd_jax.strategies import STRATEGIES
-from eotd_jax.thoughts.scoring import THOUGHTS
+from eotd_jax.thoughts import THOUGHTS
 
 DATASETS = ["gsm8k", "svamp", "multiarith", "asdiv"]
 FAST = ["--max_new_tokens=24", "--batch_size=4", "--workers=1"]

@@ -6,7 +6,7 @@ from data_gen.teachers.gold import gold_rationales
 from data_gen.teachers.synthetic import synthetic_problems
 from eotd_jax.benchmarks import load
 from eotd_jax.evaluation import score
-from eotd_jax.thoughts.scoring import THOUGHTS
+from eotd_jax.thoughts import THOUGHTS
 
 STRATEGIES = ["cot", "pot", "eot", "etd", "vote"]
 

@@ -20,8 +20,19 @@ def test_annotations_become_named_steps():
     problem = _gsm8k("Natalia sold clips to 48 friends in April, and half as many in May. How many in all?",
                      "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.", 72)
     assert gold_rationales(problem)["pot"] == "step1 = 48 / 2\nans = 48 + step1"
-    assert gold_rationales(problem)["eot"] == "step1 = 48 / 2\nans = 48 + step1"
+    assert gold_rationales(problem, "compact")["eot"] == "step1 = 48 / 2\nans = 48 + step1"
     assert gold_rationales(problem)["cot"].endswith("She sold 48+24 = 72 clips.\nThe answer is 72.")
+
+
+def test_paper_style_eot_comments_each_equation_with_its_prose_step():
+    problem = _gsm8k("Natalia sold clips to 48 friends in April, and half as many in May. How many in all?",
+                     "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.", 72)
+    assert gold_rationales(problem)["eot"] == ("% Natalia sold 48/2 = 24 clips in May:\nstep1 = 48 / 2\n"
+                                               "% She sold 48+24 = 72 clips:\nans = 48 + step1")
+    svamp = Problem("s", "svamp/test", "Jack has 5 apples. He buys 3 more. How many apples does he have?", Fraction(8),
+                    "8", equation="( 5.0 + 3.0 )")
+    assert gold_rationales(svamp)["eot"] == "% How many apples does he have?:\nans = ( 5.0 + 3.0 )"
+    assert gold_rationales(svamp, "compact")["eot"] == "ans = ( 5.0 + 3.0 )"
 
 
 def test_unannotated_final_steps_units_and_unicode_minus_are_read():
@@ -45,7 +56,7 @@ def test_rounding_is_a_program_step_but_not_an_equation():
     problem = _gsm8k("Study 15 hours at 4 hours a day. How many days?", "15 / 4 = <<15/4=3.75>>3.75 days", 4)
     rationales = gold_rationales(problem)
     assert rationales["pot"] == "import math\nstep1 = 15 / 4\nans = math.ceil(step1)"
-    assert rationales["eot"] == "ans = 15 / 4"  # verification will reject it: equations cannot round
+    assert rationales["eot"].endswith("\nans = 15 / 4")  # verification will reject it: equations cannot round
 
 
 def test_no_steps_means_no_program():
@@ -77,7 +88,9 @@ def test_every_synthetic_gold_thought_verifies(pool):
 def test_gold_teacher_yield_on_real_gsm8k_train(datasets_dir, pool):
     problems = load("gsm8k", str(datasets_dir), "train")
     candidates = GoldTeacher().generate(problems, ["pot", "eot"], 1)
-    _, counts = verify_candidates(candidates, problems, pool, "gold")
+    kept, counts = verify_candidates(candidates, problems, pool, "gold")
     pot, eot = counts["pot"]["kept"] / len(problems), counts["eot"]["kept"] / len(problems)
-    print(f"\ngold teacher on GSM8K train ({len(problems)}): PoT {pot:.2%}, EoT {eot:.2%}")
-    assert pot >= 0.98 and eot >= 0.95
+    print(f"\ngold teacher on GSM8K train ({len(problems)}): PoT {pot:.2%}, EoT (paper format) {eot:.2%}")
+    assert pot >= 0.98 and eot >= 0.979
+    eot_record = next(r for r in kept if r.thought == "eot")
+    assert eot_record.rationale.startswith("% ") and "%" not in eot_record.verified_form

@@ -1,6 +1,12 @@
-"""Few-shot prompts for the three thoughts, as versioned text files.
+"""Few-shot prompts for the three thoughts, as versioned text files, in two styles.
 
-Each `<thought>.txt` holds `=== system ===`, then alternating `=== question ===`
+The "paper" style (default) asks for what the paper's teacher wrote: EoT as
+`%`-comment lines, each stating a fact, before its equation, ending in
+`ans = ...`. The "compact" style keeps bare equations. `<thought>.txt` is a
+thought's paper prompt; `<thought>.compact.txt`, where it exists, its compact
+one (CoT and PoT have one prompt for both styles).
+
+Each file holds `=== system ===`, then alternating `=== question ===`
 / `=== answer ===` examples. A prompt's identity is the hash of its file, so a
 change to a prompt changes the hash recorded in the manifest and the cache key
 of every request made with it.
@@ -47,8 +53,16 @@ def parse_prompt(thought: str, text: str) -> Prompt:
     return Prompt(thought, sections[0][1], pairs, hashlib.sha256(text.encode()).hexdigest())
 
 
-def load_prompt(thought: str) -> Prompt:
-    path = resources.files("data_gen.prompts") / f"{thought}.txt"
+PROMPT_STYLES = ("paper", "compact")
+
+
+def load_prompt(thought: str, style: str = "paper") -> Prompt:
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; known: {', '.join(PROMPT_STYLES)}")
+    folder = resources.files("data_gen.prompts")
+    path = folder / f"{thought}.{style}.txt"
+    if not path.is_file():
+        path = folder / f"{thought}.txt"
     if not path.is_file():
         raise ValueError(f"no prompt for thought {thought!r}")
     return parse_prompt(thought, path.read_text(encoding="utf-8"))

@@ -1,9 +1,17 @@
-"""An OpenAI-compatible chat-completions server on 127.0.0.1 with canned answers.
+"""An OpenAI-compatible chat-completions server on 127.0.0.1 with canned answers, and its Batch API.
 
 For tests and benchmarks of the API teacher with no network: it answers from a
 table {question: {thought: rationale}}, can add latency, and can inject faults
 per question on successive attempts ("429", "500", "timeout", "malformed",
 "length", "empty"). It counts the requests it receives.
+
+The Batch API (`/files`, `/files/{id}/content`, `/batches`, `/batches/{id}`)
+answers a batch's lines the same way, `batch_step` lines per poll of the batch,
+and counts every line submitted per `custom_id`. Faults per batch, in the order
+batches are created (`batch_faults`): "expired" and "cancelled" stop a batch
+halfway (the finished half is in its output file), "failed" rejects it, "stall"
+holds it halfway while `stalled` is set; a question whose plan holds
+"batch_error" gets an error line instead of an answer (a partially failed batch).
 
     python -m data_gen.teachers.fake_server --answers=answers.json --latency=0.05
 """
@@ -16,18 +24,21 @@ import http.server
 import json
 import threading
 import time
+import urllib.parse
+from email.parser import BytesParser
+from email.policy import HTTP
 
 from absl import app, flags
 
-from data_gen.prompts import load_prompt
-from eotd_jax.thoughts.scoring import THOUGHTS
+from data_gen.prompts import PROMPT_STYLES, load_prompt
+from eotd_jax.thoughts import THOUGHTS
 
 
 class FakeChatServer:
     def __init__(self, answers: dict[str, dict[str, str]], latency: float = 0.0,
                  faults: dict[str, list[str]] | None = None, api_key: str = "test-key", port: int = 0):
         self.answers, self.latency, self.faults, self.api_key = answers, latency, faults or {}, api_key
-        self.systems = {load_prompt(t).system: t for t in THOUGHTS}
+        self.systems = {load_prompt(t, style).system: t for t in THOUGHTS for style in PROMPT_STYLES}
         self.received: collections.Counter = collections.Counter()  # body hash -> count
         self.lock = threading.Lock()
         self.attempts: collections.Counter = collections.Counter()  # question -> attempts so far
@@ -35,6 +46,13 @@ class FakeChatServer:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # The Batch API.
+        self.batch_step, self.batch_faults, self.stalled = 1_000_000, [], True
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_lines: dict[str, list[dict]] = {}
+        self.submitted: collections.Counter = collections.Counter()  # custom_id -> times submitted in a batch
+        self.polls: collections.Counter = collections.Counter()  # batch id -> retrieves
 
     @property
     def total_requests(self) -> int:
@@ -50,9 +68,7 @@ class FakeChatServer:
 
     def reply(self, body: dict) -> tuple[int, dict, bytes]:
         """(status, headers, payload) for one chat-completions request."""
-        messages = body["messages"]
-        question = messages[-1]["content"].removeprefix("Question: ")
-        thought = self.systems.get(messages[0]["content"], "cot")
+        question, thought = self._question_and_thought(body)
         with self.lock:
             self.received[hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()] += 1
             attempt = self.attempts[question, thought]
@@ -69,16 +85,136 @@ class FakeChatServer:
             time.sleep(3.0)
         if fault == "malformed":
             return 200, {}, b'{"id": "x", "choices": [ {"index": 0, "mess'
+        return 200, {}, json.dumps(self.completion(body, fault)).encode()
+
+    def _question_and_thought(self, body: dict) -> tuple[str, str]:
+        messages = body["messages"]
+        return messages[-1]["content"].removeprefix("Question: "), self.systems.get(messages[0]["content"], "cot")
+
+    def completion(self, body: dict, fault: str = "ok") -> dict:
+        """The chat.completion answering `body` from the table."""
+        question, thought = self._question_and_thought(body)
         text = "" if fault == "empty" else self.answers.get(question, {}).get(thought, "")
         n = body.get("n", 1)
         choices = [{"index": i, "message": {"role": "assistant", "content": text},
                     "finish_reason": "length" if fault == "length" else "stop"} for i in range(n)]
-        payload = {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],
-                   "choices": choices,
-                   "usage": {"prompt_tokens": sum(len(m["content"]) // 4 for m in messages),
-                             "completion_tokens": n * (len(text) // 4),
-                             "total_tokens": 0}}
-        return 200, {}, json.dumps(payload).encode()
+        return {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices,
+                "usage": {"prompt_tokens": sum(len(m["content"]) // 4 for m in body["messages"]),
+                          "completion_tokens": n * (len(text) // 4), "total_tokens": 0}}
+
+    # The Batch API.
+
+    def upload(self, content_type: str, data: bytes) -> tuple[int, dict]:
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + data)
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
+        if "file" not in parts or parts.get("purpose") is None:
+            return 400, {"error": {"message": "file and purpose are required"}}
+        purpose = parts["purpose"].get_payload(decode=True).decode()
+        with self.lock:
+            file_id = f"file-{len(self.files)}"
+            self.files[file_id] = parts["file"].get_payload(decode=True)
+        return 200, {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": 0,
+                     "filename": parts["file"].get_filename() or "upload.jsonl", "purpose": purpose}
+
+    def create_batch(self, body: dict) -> tuple[int, dict]:
+        if body.get("input_file_id") not in self.files:
+            return 404, {"error": {"message": f"no file {body.get('input_file_id')}"}}
+        if body.get("endpoint") != "/v1/chat/completions":
+            return 400, {"error": {"message": f"unsupported endpoint {body.get('endpoint')}"}}
+        lines = [json.loads(line) for line in self.files[body["input_file_id"]].splitlines() if line.strip()]
+        with self.lock:
+            batch_id = f"batch-{len(self.batches)}"
+            fault = self.batch_faults[len(self.batches)] if len(self.batches) < len(self.batch_faults) else "ok"
+            self.submitted.update(line["custom_id"] for line in lines)
+            self.batch_lines[batch_id] = lines
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
+                "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": 0,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "fault": fault, "done": 0}
+        return 200, self._public(batch_id)
+
+    def _public(self, batch_id: str) -> dict:
+        return {k: v for k, v in self.batches[batch_id].items() if k not in ("fault", "done")}
+
+    def retrieve_batch(self, batch_id: str) -> tuple[int, dict]:
+        """Each poll moves a batch on by `batch_step` lines, and to the end its fault gives it."""
+        if batch_id not in self.batches:
+            return 404, {"error": {"message": f"no batch {batch_id}"}}
+        with self.lock:
+            self.polls[batch_id] += 1
+            batch, lines = self.batches[batch_id], self.batch_lines[batch_id]
+            if batch["status"] == "validating":
+                batch["status"] = "in_progress" if batch["fault"] != "failed" else "failed"
+                if batch["fault"] == "failed":
+                    batch["errors"] = {"object": "list", "data": [{"code": "invalid_request", "line": 1,
+                                                                   "message": "the model is not available"}]}
+            elif batch["status"] == "in_progress":
+                halfway = len(lines) // 2
+                stop = halfway if batch["fault"] in ("expired", "cancelled") or (
+                    batch["fault"] == "stall" and self.stalled) else len(lines)
+                batch["done"] = min(batch["done"] + self.batch_step, stop)
+                self._count(batch_id)
+                if batch["done"] == len(lines):
+                    batch["status"] = "completed"
+                elif batch["done"] == halfway and batch["fault"] in ("expired", "cancelled"):
+                    batch["status"] = batch["fault"]
+                if batch["status"] != "in_progress":
+                    self._write_results(batch_id)
+            return 200, self._public(batch_id)
+
+    def _failing(self, line: dict) -> bool:
+        return "batch_error" in self.faults.get(self._question_and_thought(line["body"])[0], [])
+
+    def _count(self, batch_id: str) -> None:
+        batch = self.batches[batch_id]
+        done = self.batch_lines[batch_id][: batch["done"]]
+        failed = sum(map(self._failing, done))
+        batch["request_counts"].update(completed=len(done) - failed, failed=failed)
+
+    def _write_results(self, batch_id: str) -> None:
+        batch = self.batches[batch_id]
+        output, errors = [], []
+        for number, line in enumerate(self.batch_lines[batch_id][: batch["done"]]):
+            record = {"id": f"{batch_id}-req-{number}", "custom_id": line["custom_id"]}
+            if self._failing(line):
+                errors.append(record | {"response": {"status_code": 500, "request_id": "r", "body": {
+                    "error": {"message": "the server had an error", "type": "server_error"}}}, "error": None})
+            else:
+                output.append(record | {"response": {"status_code": 200, "request_id": "r",
+                                                     "body": self.completion(line["body"])}, "error": None})
+        unprocessed = {"expired": ("batch_expired", "This request could not be executed before the completion "
+                                                    "window expired."),
+                       "cancelled": ("batch_cancelled", "This request was cancelled.")}.get(batch["status"])
+        if unprocessed:  # as the API does: the lines a stopped batch never ran are in its error file
+            for number, line in enumerate(self.batch_lines[batch_id][batch["done"]:], batch["done"]):
+                errors.append({"id": f"{batch_id}-req-{number}", "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": unprocessed[0], "message": unprocessed[1]}})
+        for field, records in (("output_file_id", output), ("error_file_id", errors)):
+            if records:
+                file_id = f"file-{len(self.files)}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in records).encode()
+                batch[field] = file_id
+
+    def route(self, method: str, path: str, content_type: str, data: bytes) -> tuple[int, dict, bytes]:
+        """(status, headers, payload) for any request but chat completions."""
+        parts = urllib.parse.urlsplit(path).path.removeprefix("/v1").strip("/").split("/")
+        if method == "POST" and parts == ["files"]:
+            status, answer = self.upload(content_type, data)
+        elif method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "content":
+            if parts[1] not in self.files:
+                return 404, {}, b'{"error": {"message": "no such file"}}'
+            return 200, {"Content-Type": "application/octet-stream"}, self.files[parts[1]]
+        elif method == "POST" and parts == ["batches"]:
+            status, answer = self.create_batch(json.loads(data))
+        elif method == "GET" and parts == ["batches"]:
+            status, answer = 200, {"object": "list", "data": [self._public(b) for b in self.batches],
+                                   "has_more": False}
+        elif method == "GET" and len(parts) == 2 and parts[0] == "batches":
+            status, answer = self.retrieve_batch(parts[1])
+        else:
+            status, answer = 404, {"error": {"message": f"no route {method} {path}"}}
+        return status, {}, json.dumps(answer).encode()
 
     def _handler(self):
         server = self
@@ -86,14 +222,18 @@ class FakeChatServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                self.do_POST()
+
+            def do_POST(self):  # noqa: N802
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Authorization") != f"Bearer {server.api_key}":
                     status, headers, payload = 401, {}, json.dumps({"error": {"message": "bad key"}}).encode()
-                elif not self.path.endswith("/chat/completions"):
-                    status, headers, payload = 404, {}, b'{"error": {"message": "no such route"}}'
+                elif self.command == "POST" and self.path.endswith("/chat/completions"):
+                    status, headers, payload = server.reply(json.loads(data))
                 else:
-                    status, headers, payload = server.reply(body)
+                    status, headers, payload = server.route(self.command, self.path,
+                                                            self.headers.get("Content-Type", ""), data)
                 try:
                     self.send_response(status)
                     for name, value in {"Content-Type": "application/json", **headers}.items():

@@ -6,7 +6,9 @@ not in the question) is replaced by that step's name, so the PoT program and
 the EoT system are real derivations, not copies of results. Solution lines
 without annotations are searched for plain arithmetic (`20/4 = $5`). The final
 step, or the last one whose result is the gold answer, becomes `ans`. CoT is
-the solution text without annotations, ending in "The answer is N.".
+the solution text without annotations, ending in "The answer is N.". In the
+"paper" prompt style, EoT is written as the paper's teacher writes it: before
+each equation a `%` comment line, the prose step of the solution it comes from.
 
 SVAMP, MultiArith and ASDiv carry one equation, which becomes `ans = <expr>`;
 synthetic problems carry a declarative EoT system of their own.
@@ -23,6 +25,7 @@ import operator
 import re
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import NamedTuple
 
 from data_gen.teachers.base import Candidate, Usage
 from eotd_jax.benchmarks import Problem
@@ -93,6 +96,15 @@ def _evaluate(node: ast.AST, names: dict[str, Fraction]) -> Fraction:
     raise ValueError("not plain arithmetic")
 
 
+class Step(NamedTuple):
+    """One calculation of a solution: Python/EoT expression, its exact value, the result as written, its line."""
+
+    expression: str
+    value: Fraction
+    written: Fraction
+    line: str = ""
+
+
 def _step(expression_text: str, result_text: str, result_percent: str = "") -> tuple[str, Fraction, Fraction] | None:
     """(expression, value, written result) of one calculation, reading `%` the way the written result agrees with."""
     written = parse_number(result_text)
@@ -113,20 +125,19 @@ def _step(expression_text: str, result_text: str, result_percent: str = "") -> t
     return (*readings[0], readings[0][1]) if readings else None
 
 
-def solution_steps(solution: str) -> list[tuple[str, Fraction, Fraction]]:
-    """(expression, value, written result) for each calculation in a GSM8K-style solution, in order."""
+def solution_steps(solution: str) -> list[Step]:
+    """Each calculation in a GSM8K-style solution, in order, with the prose line it is on."""
     steps = []
     for line in solution.splitlines():
         found = [(m.group(1), m.group(2), "") for m in _ANNOTATION.finditer(line)]
         if not found:
             found = [m.groups() for m in _INLINE.finditer(line)] or [m.groups() for m in _COMPACT.finditer(line)]
-        steps.extend(step for found_step in found if (step := _step(*found_step)))
+        prose = " ".join(_ANNOTATION.sub("", line).split()).rstrip(" .:")
+        steps.extend(Step(*step, prose) for found_step in found if (step := _step(*found_step)))
     return steps
 
 
-def derivation(
-    steps: list[tuple[str, Fraction, Fraction]], question: str, answer: Fraction, program: bool
-) -> list[str] | None:
+def derivation(steps: list[Step], question: str, answer: Fraction, program: bool) -> list[str] | None:
     """`name = expression` lines ending in `ans = ...`, or None when there are no steps.
 
     Earlier results are referred to by name; where that changes the value (a
@@ -143,13 +154,11 @@ def derivation(
     return lines
 
 
-def _named_steps(
-    steps: list[tuple[str, Fraction, Fraction]], question: str, answer: Fraction, linked: bool, program: bool
-) -> list[str]:
+def _named_steps(steps: list[Step], question: str, answer: Fraction, linked: bool, program: bool) -> list[str]:
     given = {parse_number(number) for number in find_numbers(question)}
     names: dict[Fraction, str] = {}
     lines = []
-    for index, (expression, value, written) in enumerate(steps, 1):
+    for index, (expression, value, written, _) in enumerate(steps, 1):
 
         def name_of(match: re.Match) -> str:
             number = parse_number(match.group(0))
@@ -157,13 +166,13 @@ def _named_steps(
 
         lines.append(f"step{index} = " + (_PLAIN_NUMBER.sub(name_of, expression) if linked else expression))
         names[value] = names[written] = f"step{index}"
-    final = next((i for i in range(len(steps), 0, -1) if answer in steps[i - 1][1:]), None)
+    final = next((i for i in range(len(steps), 0, -1) if answer in (steps[i - 1].value, steps[i - 1].written)), None)
     if final is None and ("%" in question or "percent" in question.lower()):
-        final = next((i for i in range(len(steps), 0, -1) if answer == 100 * steps[i - 1][1]), None)
+        final = next((i for i in range(len(steps), 0, -1) if answer == 100 * steps[i - 1].value), None)
         if final is not None:  # a fraction asked for as a percentage
             lines.append(f"ans = step{final} * 100")
             return lines
-    last_value = steps[-1][1]
+    last_value = steps[-1].value
     rounded = (math.floor(last_value), math.ceil(last_value))
     if final is None and program and last_value.denominator != 1 and answer in rounded:
         rounding = "ceil" if answer == math.ceil(last_value) else "floor"  # "... so she needs 4 bottles"
@@ -194,18 +203,35 @@ def cot_from_solution(solution: str, answer: Fraction) -> str:
     return f"{text}\nThe answer is {format_number(answer)}."
 
 
+def commented_system(lines: list[str], comments: list[str], question: str) -> str:
+    """The paper's EoT format: a `% <fact in words>:` line before each equation (the question before the last)."""
+    asked = _question_asked(question)
+    out = []
+    for index, line in enumerate(lines):
+        comment = comments[index] if index < len(comments) and comments[index] else asked
+        out += [f"% {comment}:", line]
+    return "\n".join(out)
+
+
+def _question_asked(question: str) -> str:
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", " ".join(question.split())) if s]
+    asked = next((s for s in reversed(sentences) if s.endswith("?")), sentences[-1] if sentences else "")
+    return asked.rstrip(" .:")
+
+
 class GoldTeacher:
     """Derives thoughts from annotations; one sample per problem and thought."""
 
     name = "gold"
 
-    def __init__(self):
+    def __init__(self, style: str = "paper"):
+        self.style = style
         self.usage = Usage()
 
     def generate(self, problems: Sequence[Problem], thoughts: Sequence[str], samples: int) -> list[Candidate]:
         candidates = []
         for problem in problems:
-            rationales = gold_rationales(problem)
+            rationales = gold_rationales(problem, self.style)
             for thought in thoughts:
                 text = rationales.get(thought)
                 failure = None if text else "no_annotations"
@@ -213,22 +239,30 @@ class GoldTeacher:
         return candidates
 
 
-def gold_rationales(problem: Problem) -> dict[str, str]:
-    """The thoughts the annotations of `problem` give; a thought is absent when they give none."""
+def gold_rationales(problem: Problem, style: str = "paper") -> dict[str, str]:
+    """The thoughts the annotations of `problem` give; a thought is absent when they give none.
+
+    `style` "paper" writes EoT with `%` comment lines (the GSM8K prose step, or the question); "compact" without.
+    """
     benchmark = problem.source.split("/", 1)[0]
+    paper = style == "paper"
     rationales = {}
     if problem.solution:
         steps = solution_steps(problem.solution)
         for thought in ("pot", "eot"):
             if lines := derivation(steps, problem.question, problem.answer, program=thought == "pot"):
-                rationales[thought] = "\n".join(lines)
+                comments = [step.line for step in steps]
+                commented = thought == "eot" and paper
+                rationales[thought] = commented_system(lines, comments, problem.question) if commented else (
+                    "\n".join(lines))
         rationales["cot"] = cot_from_solution(problem.solution, problem.answer)
     if problem.equation and benchmark in _EXPRESSION_OF:
         expression = _EXPRESSION_OF[benchmark](problem.equation).strip()
         rationales.setdefault("pot", f"ans = {expression}")
         rationales.setdefault("cot", f"{expression} = {format_number(problem.answer)}.\n"
                                      f"The answer is {format_number(problem.answer)}.")
-        rationales["eot"] = f"ans = {expression}"
+        equation = f"ans = {expression}"
+        rationales["eot"] = commented_system([equation], [], problem.question) if paper else equation
     elif problem.equation:
         rationales["eot"] = problem.equation
     return rationales

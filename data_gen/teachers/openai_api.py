@@ -5,7 +5,9 @@ tokens-per-minute buckets, and are retried with exponential backoff (honouring
 Retry-After) on 429, 5xx, timeouts, dropped connections and malformed replies.
 Every answered request goes to the journal first, so nothing paid for is lost
 and a restarted run sends only what is missing. Errors no retry can fix (bad
-key, unknown model, rejected request) stop the run with one line.
+key, unknown model, rejected request) stop the run with one line. With
+`ApiSettings.batch` set, the same requests go through the Batch API instead
+(half the price; data_gen/teachers/openai_batch.py) into the same journal.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tqdm import tqdm
 from data_gen.prompts import clean_response, load_prompt
 from data_gen.teachers.base import Candidate, TeacherError, Usage
 from data_gen.teachers.journal import Journal, request_key
+from data_gen.teachers.openai_batch import BatchSettings, run_batches, unfinished_batches
 from eotd_jax.benchmarks import Problem
 
 _RETRYABLE_STATUS = {408, 409, 429}
@@ -37,6 +40,7 @@ class ApiSettings:
     model: str
     base_url: str | None = None  # None: the OpenAI API (or OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"
+    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 512
@@ -49,6 +53,7 @@ class ApiSettings:
     backoff_seconds: float = 1.0
     price_prompt_per_million: float = 0.0  # US dollars, for the cost report
     price_completion_per_million: float = 0.0
+    batch: BatchSettings | None = None  # the Batch API instead of live requests (half the price)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +105,7 @@ class OpenAITeacher:
         s = self.settings
         requests = []
         for thought in thoughts:
-            prompt = load_prompt(thought)
+            prompt = load_prompt(thought, s.prompt_style)
             for problem in problems:
                 messages = prompt.messages(problem.question)
                 for first in range(0, samples, s.samples_per_request):
@@ -112,11 +117,21 @@ class OpenAITeacher:
 
     def generate(self, problems: Sequence[Problem], thoughts: Sequence[str], samples: int) -> list[Candidate]:
         requests = self.requests(problems, thoughts, samples)
+        s = self.settings
         journal = Journal(self.journal_path)
         try:
             pending = [r for r in requests if r.key not in journal]
             self.usage.cached = len(requests) - len(pending)
-            failed = asyncio.run(self._send_all(pending, journal)) if pending else {}
+            if not pending:
+                failed = {}
+            elif s.batch:
+                failed = self._send_batches(pending, journal)
+            elif waiting := unfinished_batches(self._batch_dir()):
+                raise TeacherError(f"{waiting} batches submitted by an earlier --batch_api run are unfinished in "
+                                   f"{self._batch_dir()}; re-run with --batch_api to collect them (sending the "
+                                   "requests live would pay for them twice)")
+            else:
+                failed = asyncio.run(self._send_all(pending, journal))
         finally:
             journal.close()
         candidates = []
@@ -133,13 +148,49 @@ class OpenAITeacher:
                 candidates.append(_candidate(request, sample, choice))
         return candidates
 
+    def _api_key(self) -> str:
+        api_key = os.environ.get(self.settings.api_key_env)
+        if not api_key:
+            raise TeacherError(f"no API key: set the environment variable {self.settings.api_key_env} (any value "
+                               "for servers that need none)")
+        return api_key
+
+    def _batch_dir(self) -> str:
+        """Where the Batch API's request files and its record of submitted batches are kept: beside the journal."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.journal_path)), "batch_api")
+
+    def _send_batches(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
+        """The pending requests through the Batch API; answers are journaled as they are read back."""
+        s = self.settings
+        by_key = {r.key: r for r in pending}
+        self.usage.requests += len(pending)
+
+        def on_answer(key: str, response: ChatCompletion) -> None:
+            if key in journal:  # read back again after a kill between journaling and recording the batch
+                return
+            request = by_key.get(key)  # None: submitted by an earlier run with other settings; still paid for
+            entry = _entry(request, response) if request else {"key": key, **_answer(response)}
+            journal.append(entry)
+            self._account(entry, price_factor=0.5)
+
+        client = openai.OpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0,
+                               timeout=s.timeout_seconds)
+        directory = self._batch_dir()
+        os.makedirs(directory, exist_ok=True)
+        try:
+            bodies = {r.key: {"model": s.model, "messages": r.messages, **r.params} for r in pending}
+            failed = run_batches(client, bodies, directory, s.batch, on_answer, self.progress)
+        finally:
+            client.close()
+        for key, reason in failed.items():
+            if key in by_key:
+                tqdm.write(f"no answer for {by_key[key].problem_id}/{by_key[key].thought}: {reason}")
+        return failed
+
     async def _send_all(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
         s = self.settings
-        api_key = os.environ.get(s.api_key_env)
-        if not api_key:
-            raise TeacherError(f"no API key: set the environment variable {s.api_key_env} (any value for servers "
-                               "that need none)")
-        client = openai.AsyncOpenAI(api_key=api_key, base_url=s.base_url, max_retries=0, timeout=s.timeout_seconds)
+        client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0,
+                                    timeout=s.timeout_seconds)
         gate = asyncio.Semaphore(s.concurrency)
         requests_bucket, tokens_bucket = _RateLimiter(s.requests_per_minute), _RateLimiter(s.tokens_per_minute)
         failed: dict[str, str] = {}
@@ -180,14 +231,7 @@ class OpenAITeacher:
                                              body={"model": s.model, "messages": request.messages, **request.params})
                 if not response.choices:
                     raise ValueError("reply has no choices")
-                return {
-                    "key": request.key, "problem_id": request.problem_id, "thought": request.thought,
-                    "first_sample": request.first_sample,
-                    "choices": [{"text": c.message.content or "", "finish_reason": c.finish_reason}
-                                for c in sorted(response.choices, key=lambda c: c.index)],
-                    "usage": {"prompt_tokens": getattr(response.usage, "prompt_tokens", 0) or 0,
-                              "completion_tokens": getattr(response.usage, "completion_tokens", 0) or 0},
-                }
+                return _entry(request, response)
             except openai.APIStatusError as error:
                 if error.status_code not in _RETRYABLE_STATUS and error.status_code < 500:
                     raise TeacherError(f"{s.base_url or 'OpenAI API'}: HTTP {error.status_code} for model "
@@ -204,12 +248,28 @@ class OpenAITeacher:
         tqdm.write(f"gave up on {request.problem_id}/{request.thought} after {s.max_retries + 1} tries: {reason}")
         return None
 
-    def _account(self, entry: dict) -> None:
+    def _account(self, entry: dict, price_factor: float = 1.0) -> None:
+        """Tokens and cost of one answer; the Batch API charges half (`price_factor`=0.5)."""
         usage, s = entry["usage"], self.settings
         self.usage.prompt_tokens += usage["prompt_tokens"]
         self.usage.completion_tokens += usage["completion_tokens"]
-        self.usage.cost_usd += (usage["prompt_tokens"] * s.price_prompt_per_million
-                                + usage["completion_tokens"] * s.price_completion_per_million) / 1e6
+        self.usage.cost_usd += price_factor * (usage["prompt_tokens"] * s.price_prompt_per_million
+                                               + usage["completion_tokens"] * s.price_completion_per_million) / 1e6
+
+
+def _entry(request: _Request, response: ChatCompletion) -> dict:
+    """The journal entry of one answered request (live or batch)."""
+    return {"key": request.key, "problem_id": request.problem_id, "thought": request.thought,
+            "first_sample": request.first_sample, **_answer(response)}
+
+
+def _answer(response: ChatCompletion) -> dict:
+    return {
+        "choices": [{"text": c.message.content or "", "finish_reason": c.finish_reason}
+                    for c in sorted(response.choices, key=lambda c: c.index)],
+        "usage": {"prompt_tokens": getattr(response.usage, "prompt_tokens", 0) or 0,
+                  "completion_tokens": getattr(response.usage, "completion_tokens", 0) or 0},
+    }
 
 
 def _candidate(request: _Request, sample: int, choice: dict) -> Candidate:

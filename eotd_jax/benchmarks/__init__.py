@@ -1,21 +1,22 @@
-"""Loaders for GSM8K, SVAMP, ASDiv and MultiArith: local files in their original
-formats, or the Hugging Face hub copies through `datasets`. All return `Problem`s.
+"""Loaders for GSM8K, SVAMP, ASDiv and MultiArith: files in their original formats (local or gs://), or
+hub copies through `datasets` (the hub itself, or copies kept anywhere). All return `Problem`s.
 
     load("svamp", data_dir="../shared/datasets")
-    load("asdiv", data_dir=..., subset="full")       # 2,305 instead of 2,096
+    load("asdiv", data_dir="gs://bucket/benchmarks", subset="full")   # 2,305 instead of 2,096
     load_from_hub("gsm8k", split="test")
+    load_from("hub:/data/hub_copies", "gsm8k")                        # /data/hub_copies/gsm8k
 """
 
 from __future__ import annotations
 
-import os
-
+from eotd_jax import paths
 from eotd_jax.benchmarks import asdiv, gsm8k, multiarith, svamp
 from eotd_jax.benchmarks.problem import DatasetFormatError, Problem
 
-__all__ = ["BENCHMARKS", "DatasetFormatError", "Problem", "load", "load_from_hub"]
+__all__ = ["BENCHMARKS", "HUB_SOURCE", "DatasetFormatError", "Problem", "load", "load_from", "load_from_hub"]
 
 BENCHMARKS = {"gsm8k": gsm8k, "svamp": svamp, "asdiv": asdiv, "multiarith": multiarith}
+HUB_SOURCE = "hub"
 
 
 def _module(name: str):
@@ -24,36 +25,68 @@ def _module(name: str):
     return BENCHMARKS[name]
 
 
-def load(name: str, data_dir: str, split: str = "test", subset: str = "standard") -> list[Problem]:
-    """Reads a benchmark from `data_dir` laid out as in shared/datasets/README.md.
+def load_from(source: str, name: str, split: str = "test") -> list[Problem]:
+    """A benchmark from wherever `source` says (the eval binary's `--data_dir`, the trainer's `eval.data_dir`):
 
-    `subset` matters for ASDiv only: "standard" (the 2,096 listed IDs) or "full".
+    a directory in the original layout, local or gs:// (`load`); `hub`: its usual hub copy (`load_from_hub`);
+    `hub:<dir>`: a hub-format copy at `<dir>/<name>`, local or gs:// (what `save_to_disk` writes, or a
+    downloaded hub repository).
+    """
+    if source == HUB_SOURCE:
+        return load_from_hub(name, split)
+    if source.startswith(HUB_SOURCE + ":"):
+        return load_from_hub(name, split, path=f"{source[len(HUB_SOURCE) + 1:].rstrip('/')}/{name}")
+    return load(name, source, split)
+
+
+def load(name: str, data_dir: str, split: str = "test", subset: str = "standard") -> list[Problem]:
+    """Reads a benchmark from `data_dir` (local or gs://) laid out as in shared/datasets/README.md.
+
+    `subset` matters for ASDiv only: "standard" (the 2,096 problems of the ID list beside the file,
+    `asdiv/standard_2096_ids.txt`, else of the list shipped in this package) or "full".
     """
     module = _module(name)
     if split not in module.FILES:
         raise ValueError(f"{name} has splits {sorted(module.FILES)}, not {split!r}")
-    path = os.path.join(data_dir, module.FILES[split])
-    if not os.path.isfile(path):
+    path = paths.path(data_dir) / module.FILES[split]
+    if not path.is_file():
         raise FileNotFoundError(f"{name}/{split}: no file at {path}")
     if name != "asdiv":
-        return module.load(path, split)
+        return module.load(str(path), split)
     if subset not in ("standard", "full"):
         raise ValueError(f"ASDiv subset must be 'standard' or 'full', not {subset!r}")
-    ids_path = os.path.join(data_dir, asdiv.STANDARD_IDS) if subset == "standard" else None
-    if ids_path and not os.path.isfile(ids_path):
-        raise FileNotFoundError(f"asdiv standard subset: no ID list at {ids_path}")
-    return asdiv.load(path, split, ids_path)
+    if subset == "full":
+        return asdiv.load(str(path), split)
+    beside = paths.path(data_dir) / asdiv.STANDARD_IDS
+    return asdiv.load(str(path), split, str(beside) if beside.is_file() else asdiv.packaged_standard_ids())
 
 
 def load_from_hub(name: str, split: str = "test", path: str | None = None, config: str | None = None) -> list[Problem]:
-    """Loads a hub copy with `datasets.load_dataset` (a hub id or a local directory).
+    """Loads a hub copy through `datasets`: the usual hub id, or a copy at `path` (local or gs://).
 
-    Without `path`, the usual hub copy is used (e.g. `openai/gsm8k`, config `main`).
+    Without `path`, the usual hub copy is used (e.g. `openai/gsm8k`, config `main`). A `path` holds what
+    `save_to_disk` wrote (a Dataset or a DatasetDict), or files `datasets.load_dataset` reads (a downloaded
+    hub repository, JSON lines, parquet).
     """
     import datasets  # heavy; only this path needs it
 
     module = _module(name)
     if path is None:
         path, config = module.HUB
-    rows = datasets.load_dataset(path, config, split=split)
+        return _problems(module, datasets.load_dataset(path, config, split=module.HUB_SPLITS.get(split, split)),
+                         split, path)
+    with paths.local_copy(path) as local:
+        directory = paths.path(local)
+        if (directory / "dataset_dict.json").is_file() or (directory / "state.json").is_file():
+            rows = datasets.load_from_disk(local)
+            if isinstance(rows, datasets.DatasetDict):
+                if split not in rows:
+                    raise ValueError(f"{path}: no split {split!r}; it has {', '.join(rows)}")
+                rows = rows[split]
+        else:
+            rows = datasets.load_dataset(local, config, split=split)
+        return _problems(module, rows, split, path)
+
+
+def _problems(module, rows, split: str, path: str) -> list[Problem]:
     return [module.from_hub_row(row, index, split, path) for index, row in enumerate(rows)]

@@ -4,26 +4,35 @@ The full corpus has 2,305 problems; some answers are not numbers ("Yes",
 "3:30 p.m."): their `answer` is None. Some list several values
 ("5 (years old); 15 (years old)"): the first is the gold answer, as in the
 loaders of Fu et al. (2023) and most distillation code. The standard evaluation subset is the 2,096 problems
-listed, one ID a line, in an ID file (`asdiv/standard_2096_ids.txt`).
+listed, one ID a line, in an ID file (shipped in `eotd_jax/benchmarks/data`).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 
+from eotd_jax import paths
 from eotd_jax.benchmarks.problem import DatasetFormatError, Problem, require_field
 from eotd_jax.thoughts.answers import parse_number
 
 HUB = ("EleutherAI/asdiv", "asdiv")
+HUB_SPLITS = {"test": "validation"}  # the hub copy is the whole corpus, as one "validation" split, without IDs
 FILES = {"test": "asdiv/ASDiv.xml"}
-STANDARD_IDS = "asdiv/standard_2096_ids.txt"
+STANDARD_IDS = "asdiv/standard_2096_ids.txt"  # an ID list beside the file, used instead of the packaged one
+
+
+def packaged_standard_ids() -> str:
+    """The ID list of the 2,096-problem standard subset shipped in this package (IDs only, derived from ASDiv)."""
+    return str(importlib.resources.files("eotd_jax.benchmarks") / "data" / "asdiv_standard_2096_ids.txt")
 
 
 def load(path: str, split: str, ids_path: str | None = None) -> list[Problem]:
     """All problems, or only those listed in `ids_path` (in its order; all must have numbers)."""
     try:
-        root = ElementTree.parse(path).getroot()
+        with paths.path(path).open("rb") as file:
+            root = ElementTree.parse(file).getroot()
     except ElementTree.ParseError as error:
         raise DatasetFormatError(path, f"line {error.position[0]}", "<xml>", str(error)) from None
     problems = {}
@@ -55,7 +64,7 @@ def _parse(fields: Mapping, split: str, path: str, where: str) -> Problem:
 
 def _select(problems: dict[str, Problem], ids_path: str) -> list[Problem]:
     selected = []
-    with open(ids_path, encoding="utf-8") as lines:
+    with paths.path(ids_path).open(encoding="utf-8") as lines:
         for line_number, line in enumerate(lines, 1):
             problem_id = line.strip()
             if not problem_id:

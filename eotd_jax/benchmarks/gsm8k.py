@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from eotd_jax import paths
 from eotd_jax.benchmarks.problem import DatasetFormatError, Problem, require_answer, require_field
 
 HUB = ("openai/gsm8k", "main")
+HUB_SPLITS: dict[str, str] = {}  # our split name -> the hub copy\'s, where they differ
 FILES = {"train": "gsm8k/train.jsonl", "test": "gsm8k/test.jsonl"}
 
 
@@ -29,7 +31,7 @@ def parse_item(item: Mapping, index: int, split: str, path: str, where: str) -> 
 
 def load(path: str, split: str) -> list[Problem]:
     problems = []
-    with open(path, encoding="utf-8") as lines:
+    with paths.path(path).open(encoding="utf-8") as lines:
         for line_number, line in enumerate(lines, 1):
             if not line.strip():
                 continue

@@ -9,6 +9,7 @@ from eotd_jax.benchmarks.problem import DatasetFormatError, Problem, load_json_l
 from eotd_jax.thoughts.answers import parse_number
 
 HUB = ("ChilleD/MultiArith", None)
+HUB_SPLITS: dict[str, str] = {}  # our split name -> the hub copy\'s, where they differ
 FILES = {"test": "multiarith/MultiArith.json"}
 
 

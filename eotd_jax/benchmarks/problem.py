@@ -6,6 +6,7 @@ import dataclasses
 import json
 from fractions import Fraction
 
+from eotd_jax import paths
 from eotd_jax.thoughts.answers import parse_number
 
 
@@ -56,7 +57,7 @@ def require_answer(text: str, path: str, where: str, field: str) -> Fraction:
 
 def load_json_list(path: str, split: str, parse_item) -> list[Problem]:
     """A file holding one JSON list, each item parsed by `parse_item`."""
-    with open(path, encoding="utf-8") as file:
+    with paths.path(path).open(encoding="utf-8") as file:
         try:
             items = json.load(file)
         except json.JSONDecodeError as error:

@@ -8,6 +8,7 @@ from eotd_jax.benchmarks.problem import Problem, load_json_list, require_field
 from eotd_jax.thoughts.answers import parse_number
 
 HUB = ("ChilleD/SVAMP", None)
+HUB_SPLITS: dict[str, str] = {}  # our split name -> the hub copy\'s, where they differ
 FILES = {"test": "svamp/SVAMP.json"}
 
 

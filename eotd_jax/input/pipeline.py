@@ -10,17 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 from eotd_jax.input.packing import PackedBatches, TokenizedExample
-from eotd_jax.input.prompts import student_input
 from eotd_jax.input.records import read_records
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.tokenizer import Tokenizer
 
 
-def tokenize(record: dict, tokenizer: Tokenizer, source_length: int, target_length: int) -> TokenizedExample:
-    """Source: question + thought selector; target: the rationale. Both truncated and ended with EOS."""
-    source = tokenizer.encode(student_input(record["question"], record["thought"]))[: source_length - 1]
-    target = tokenizer.encode(record["rationale"])[: target_length - 1]
-    return TokenizedExample(np.asarray(source + [tokenizer.eos_id], np.int32),
-                            np.asarray(target + [tokenizer.eos_id], np.int32))
+def tokenize(records: list[dict], tokenizer: Tokenizer, source_length: int, target_length: int,
+             student_input: StudentInput) -> list[TokenizedExample]:
+    """Source: the question with its thought's selector; target: the rationale; both in the tokenizer's template."""
+    sources = tokenizer.encode_batch([student_input.text(r["question"], r["thought"]) for r in records],
+                                     source_length)
+    targets = tokenizer.encode_batch([r["rationale"] for r in records], target_length)
+    return [TokenizedExample(np.asarray(s, np.int32), np.asarray(t, np.int32))
+            for s, t in zip(sources, targets, strict=True)]
 
 
 def mixture(sources: list[dict], seed: int) -> list[dict]:
@@ -39,6 +41,8 @@ def mixture(sources: list[dict], seed: int) -> list[dict]:
 
 
 def make_batches(sources: list[dict], tokenizer: Tokenizer, batch_size: int, source_length: int,
-                 target_length: int, seed: int, process_index: int = 0, process_count: int = 1) -> PackedBatches:
-    examples = [tokenize(r, tokenizer, source_length, target_length) for r in mixture(sources, seed)]
+                 target_length: int, seed: int, process_index: int = 0, process_count: int = 1,
+                 student_input: StudentInput | None = None) -> PackedBatches:
+    examples = tokenize(mixture(sources, seed), tokenizer, source_length, target_length,
+                        student_input or StudentInput())
     return PackedBatches(examples, batch_size, source_length, target_length, seed, process_index, process_count)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eotd_jax import paths
 from eotd_jax.model.config import T5Config
 from eotd_jax.model.t5 import T5
 
@@ -131,15 +132,23 @@ def _read_weights(model_dir: str) -> dict[str, np.ndarray]:
         try:
             import torch
         except ImportError:
-            raise CheckpointError(f"{legacy}: reading pytorch_model.bin needs torch; install it or convert the "
-                                  "checkpoint to safetensors") from None
+            raise CheckpointError(f"{legacy}: reading pytorch_model.bin needs torch: pip install -e '.[hf]' "
+                                  "--extra-index-url https://download.pytorch.org/whl/cpu") from None
         state = torch.load(legacy, map_location="cpu", weights_only=True)
         return {name: tensor.float().numpy() for name, tensor in state.items()}
     raise CheckpointError(f"{model_dir}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
 
 
 def import_hf(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
-    """Our config and model with the weights of a local Hugging Face T5 directory."""
+    """Our config and model with the weights of a Hugging Face T5 directory (local, or gs:// downloaded first)."""
+    with paths.local_copy(model_dir) as local:
+        try:
+            return _import_local(local, **config_overrides)
+        except CheckpointError as error:
+            raise CheckpointError(str(error).replace(local, model_dir)) from None
+
+
+def _import_local(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
     config_path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(config_path):
         raise CheckpointError(f"{model_dir}: no config.json (is this a Hugging Face model directory?)")

@@ -42,9 +42,9 @@ def parse_number(text: str | int | float | Fraction | None) -> Fraction | None:
     if isinstance(text, Fraction):
         return text
     if isinstance(text, int):
-        return Fraction(text) if len(str(abs(text))) <= MAX_DIGITS else None
+        return None if too_many_digits(Fraction(text)) else Fraction(text)
     if isinstance(text, float):
-        return Fraction(repr(text)) if math.isfinite(text) else None
+        return None if not math.isfinite(text) or too_many_digits(Fraction(repr(text))) else Fraction(repr(text))
     if len(text) > 4 * MAX_DIGITS:
         return None
     match = _ANSWER_RE.match(text)
@@ -53,21 +53,27 @@ def parse_number(text: str | int | float | Fraction | None) -> Fraction | None:
     sign = -1 if match["sign"] else 1
     if match["whole"] is not None:
         den = int(match["mden"])
-        if den == 0:
-            return None
-        return sign * (int(match["whole"]) + Fraction(int(match["mnum"]), den))
-    if match["num"] is not None:
+        value = sign * (int(match["whole"]) + Fraction(int(match["mnum"]), den)) if den else None
+    elif match["num"] is not None:
         den = Fraction(match["den"])
-        return sign * Fraction(match["num"]) / den if den else None
-    digits = match["dec"].replace(",", "")
-    if not re.search(r"\d", digits) or _too_large(digits):
-        return None
-    return sign * Fraction(digits)
+        value = sign * Fraction(match["num"]) / den if den else None
+    else:
+        digits = match["dec"].replace(",", "")
+        if not re.search(r"\d", digits) or _too_long(digits):
+            return None
+        value = sign * Fraction(digits)
+    return None if value is None or too_many_digits(value) else value
 
 
-def _too_large(decimal_text: str) -> bool:
+def _too_long(decimal_text: str) -> bool:
+    """Checked before conversion, so that `1e999999` is never expanded."""
     mantissa, _, exponent = decimal_text.lower().partition("e")
     return len(mantissa) > MAX_DIGITS or (bool(exponent) and abs(int(exponent)) > MAX_DIGITS)
+
+
+def too_many_digits(value: Fraction) -> bool:
+    """The one digit cap of every answer path: numerator or denominator longer than MAX_DIGITS."""
+    return max(abs(value.numerator), value.denominator) >= 10**MAX_DIGITS
 
 
 def find_numbers(text: str) -> list[str]:

@@ -1,25 +1,30 @@
-"""A pool of pre-started, locked-down worker processes that run PoT and EoT.
+"""A pool of sandbox zygotes: each task runs in a fresh, kernel-confined process.
 
 Untrusted programs and equation systems never run in the main process. Each
-worker (see `worker.py`) handles one task at a time; the parent enforces a
-wall-clock limit, kills a worker that overruns, dies or misbehaves, and starts
-a replacement, so one hostile input costs one task and never the pool.
+zygote (see `worker.py`) is a warmed-up interpreter that forks one child per
+task; the child confines itself (see `confine.py`) before the task runs and
+exits after it, so no task can change another's result. The parent trusts
+nothing a child sends: one frame per task, checked field by field
+(`frames.py`); anything else is `crashed`. `run` and `map` never raise for a
+program's behaviour, and a zygote that misbehaves is replaced.
 
     with SandboxPool() as pool:
         pool.run_program("ans = 6 * 7")          # Outcome(value=Fraction(42, 1))
         pool.solve_equations("2 * x = 10\\nans = x + 1")
-        pool.map("pot", programs)                # all workers in parallel
+        pool.map("pot", programs)                # all zygotes in parallel
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import select
 import shutil
-import struct
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,100 +36,162 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from eotd_jax.thoughts import frames
 from eotd_jax.thoughts.answers import parse_number
 from eotd_jax.thoughts.outcome import Failure, Outcome
+from eotd_jax.thoughts.worker import MAX_CONTROL_BYTES
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_MAX_REPLY_BYTES = 1 << 20
+_BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from eotd_jax.thoughts.worker import main; main{args!r}"
 _STARTUP_SECONDS = 60.0
+_ZYGOTE_SECONDS = 5.0  # slack for the zygote's own work (fork, reaping) on a loaded machine
 _KINDS = ("pot", "eot")
+_SIGNAL_FAILURES = {
+    signal.SIGSYS: (Failure.FORBIDDEN, "a system call the sandbox forbids (killed by the seccomp filter)"),
+    signal.SIGXCPU: (Failure.TIMEOUT, "CPU time limit reached (killed by the kernel)"),
+}
 
 
-class _WorkerGone(Exception):
-    """The worker died, overran its time or broke the protocol."""
+class _ZygoteGone(Exception):
+    """The zygote died, overran its time or broke the protocol: it is replaced."""
 
 
-class _Worker:
-    """One sandbox process and its two pipes."""
+class _Zygote:
+    """One warmed-up zygote process for one kind of task, and its control socket."""
 
-    def __init__(self, scratch_root: str, memory_bytes: int, file_bytes: int, print_limit: int):
-        bootstrap = (
-            f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-            "from eotd_jax.thoughts.worker import main; "
-            f"main({scratch_root!r}, {memory_bytes}, {file_bytes}, {print_limit})"
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", bootstrap],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            start_new_session=True,
-        )
-        self.ready = False
+    def __init__(self, kind: str, args: tuple):
+        self.kind = kind
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        bootstrap = _BOOTSTRAP.format(root=_PACKAGE_ROOT, args=(kind, theirs.fileno(), *args))
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", bootstrap],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.control = ours
+        self.layers = ""
 
     def wait_ready(self) -> None:
-        """Waits for the worker's start-up frame (imports, warm-up, lockdown done)."""
-        if not self.ready:
+        """Waits for the start-up message (imports, warm-up, namespaces done)."""
+        if not self.layers:
             try:
-                self._read_frame(time.monotonic() + _STARTUP_SECONDS)
+                ready = self._receive(time.monotonic() + _STARTUP_SECONDS)
             except TimeoutError:
-                raise _WorkerGone(f"worker did not start within {_STARTUP_SECONDS:g} s") from None
-            self.ready = True
+                raise _ZygoteGone(f"zygote did not start within {_STARTUP_SECONDS:g} s") from None
+            if set(ready) != {"ready", "layers"} or ready["ready"] is not True or not isinstance(ready["layers"], str):
+                raise _ZygoteGone("zygote sent a malformed start-up message")
+            self.layers = ready["layers"]
 
-    def call(self, request: dict, wall_seconds: float) -> dict:
+    def run(self, request: bytes, wall_seconds: float) -> Outcome:
+        """One task in a fresh child; raises _ZygoteGone or TimeoutError only for the zygote's faults."""
         self.wait_ready()
-        body = json.dumps(request).encode()
         try:
-            self.process.stdin.write(struct.pack(">I", len(body)) + body)
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError) as error:
-            raise _WorkerGone(f"worker exited ({error})") from None
-        return self._read_frame(time.monotonic() + wall_seconds)
+            self.control.send(request)
+        except OSError as error:
+            raise _ZygoteGone(f"zygote exited ({error})") from None
+        done, fds = self._receive(time.monotonic() + wall_seconds + _ZYGOTE_SECONDS, with_fds=True)
+        try:
+            if (
+                set(done) != {"status", "timed_out"}
+                or type(done["status"]) is not int
+                or not isinstance(done["timed_out"], bool)
+                or len(fds) != 1
+            ):
+                raise _ZygoteGone("zygote sent a malformed end message")
+            # the child has exited: its bytes are all in the pipe
+            data = _read_to_end(fds[0], frames.MAX_FRAME_BYTES + 4, time.monotonic() + _ZYGOTE_SECONDS)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if done["timed_out"]:
+            return Outcome.fail(Failure.TIMEOUT, f"no result within {wall_seconds:g} s (killed)")
+        return _outcome(done["status"], data)
 
-    def _read_frame(self, deadline: float) -> dict:
-        header = self._read(4, deadline)
-        (size,) = struct.unpack(">I", header)
-        if size > _MAX_REPLY_BYTES:
-            raise _WorkerGone(f"worker sent an oversized reply ({size} bytes)")
+    def _receive(self, deadline: float, with_fds: bool = False):
+        if not select.select([self.control], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise TimeoutError
         try:
-            return json.loads(self._read(size, deadline))
+            if with_fds:
+                message, fds, flags, _ = socket.recv_fds(self.control, MAX_CONTROL_BYTES, 4)
+            else:
+                message, fds, flags = self.control.recv(MAX_CONTROL_BYTES), [], 0
+        except OSError as error:
+            raise _ZygoteGone(f"zygote exited ({error})") from None
+        if not message:
+            for fd in fds:
+                os.close(fd)
+            raise _ZygoteGone(f"zygote exited with code {self.process.wait()}")
+        try:
+            decoded = json.loads(message)
         except ValueError:
-            raise _WorkerGone("worker sent a malformed reply") from None
-
-    def _read(self, size: int, deadline: float) -> bytes:
-        fd, data = self.process.stdout.fileno(), b""
-        while len(data) < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise TimeoutError
-            chunk = os.read(fd, size - len(data))
-            if not chunk:
-                code = self.process.wait()
-                raise _WorkerGone(f"worker exited with code {code}")
-            data += chunk
-        return data
+            decoded = None
+        if not isinstance(decoded, dict) or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            for fd in fds:
+                os.close(fd)
+            raise _ZygoteGone("zygote sent a malformed message")
+        return (decoded, fds) if with_fds else decoded
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the zygote and a child it may be running
         self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
-            with contextlib.suppress(OSError):  # unflushed bytes to a dead process
-                pipe.close()
+        self.control.close()
+
+
+def _read_to_end(fd: int, limit: int, deadline: float) -> bytes:
+    """The child's bytes up to EOF, or `limit` + 1 of them (then `frames.decode` refuses them)."""
+    data = b""
+    while len(data) <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _outcome(status: int, data: bytes) -> Outcome:
+    """The task's outcome from the child's wait status and the bytes it wrote; trusts neither blindly."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        failure, message = _SIGNAL_FAILURES.get(number, (Failure.CRASHED, f"killed by signal {number}"))
+        return Outcome.fail(failure, message)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return Outcome.fail(Failure.CRASHED, f"the task's process exited with code {os.WEXITSTATUS(status)}")
+    try:
+        reply = frames.decode(data)
+    except frames.FrameError as error:
+        return Outcome.fail(Failure.CRASHED, f"malformed reply: {error}")
+    if "value" in reply:
+        value = parse_number(reply["value"])
+        if value is None:
+            return Outcome.fail(Failure.NOT_A_NUMBER, f"`ans` = {reply['value'][:80]!r} is not a number")
+        return Outcome(value=value)
+    return Outcome.fail(Failure(reply["failure"]), reply["message"])
 
 
 class SandboxPool:
-    """Pre-started sandbox workers; thread-safe; use as a context manager.
+    """Warmed-up sandbox zygotes, one fresh confined process per task; thread-safe; a context manager.
 
     Args:
-      num_workers: processes (default: the CPU count).
-      cpu_seconds: CPU time one task may use (a SIGPROF timer in the worker).
-      wall_seconds: wall-clock limit per task, enforced by killing the worker
+      num_workers: tasks in parallel (default: the CPU count); there are this many zygotes per kind.
+      cpu_seconds: CPU time one task may use (a timer in the child; the kernel's RLIMIT_CPU behind it).
+      wall_seconds: wall-clock limit per task, enforced by killing the child
         (default: cpu_seconds + 2; it catches work that never returns to Python).
-      memory_mb: address space a worker may add to what it holds at start.
+      memory_mb: address space a task may add to what the zygote holds.
       max_output_chars: how much a program may print.
       max_file_bytes: largest file a program may write in its scratch dir.
+
+    `layers` states in one line which confinement layers are active (also logged at start).
     """
 
     def __init__(
@@ -136,57 +203,67 @@ class SandboxPool:
         max_output_chars: int = 65_536,
         max_file_bytes: int = 1 << 20,
     ):
-        self.num_workers = num_workers or os.cpu_count() or 1
+        self.num_workers = num_workers or len(os.sched_getaffinity(0))  # the CPUs this process may use, not the host's
         self.cpu_seconds = cpu_seconds
         self.wall_seconds = wall_seconds or cpu_seconds + 2.0
         self._scratch_root = tempfile.mkdtemp(prefix="eotd-sandbox-")
-        os.chmod(self._scratch_root, 0o711)  # workers that dropped to `nobody` can enter their dirs
-        self._worker_args = (self._scratch_root, memory_mb << 20, max_file_bytes, max_output_chars)
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._all: set[_Worker] = set()
+        os.chmod(self._scratch_root, 0o711)  # children that dropped their uid can enter their own dirs
+        self._zygote_args = (self._scratch_root, memory_mb << 20, max_file_bytes, max_output_chars, cpu_seconds)
+        self._idle: dict[str, queue.SimpleQueue[_Zygote]] = {kind: queue.SimpleQueue() for kind in _KINDS}
+        self._all: set[_Zygote] = set()
         self._lock = threading.Lock()
         self._closed = False
-        workers = [self._spawn() for _ in range(self.num_workers)]
+        zygotes = [self._spawn(kind) for kind in _KINDS for _ in range(self.num_workers)]
         try:
-            for worker in workers:  # they start in parallel; fail here, not in the first task
-                worker.wait_ready()
-                self._idle.put(worker)
-        except _WorkerGone as error:
+            for zygote in zygotes:  # they start in parallel; fail here, not in the first task
+                zygote.wait_ready()
+                self._idle[zygote.kind].put(zygote)
+        except _ZygoteGone as error:
             self.close()
             raise RuntimeError(f"sandbox worker failed to start: {error}") from None
+        self.layers = zygotes[0].layers
+        complete = all(f"{layer} on" in self.layers for layer in ("landlock", "seccomp"))
+        (logging.info if complete else logging.warning)("%s", self.layers)
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(*self._worker_args)
+    def _spawn(self, kind: str) -> _Zygote:
+        zygote = _Zygote(kind, self._zygote_args)
         with self._lock:
-            self._all.add(worker)
-        return worker
+            if not self._closed:
+                self._all.add(zygote)
+                return zygote
+        zygote.kill()  # the pool closed meanwhile: nothing may outlive close()
+        return zygote
 
-    def _replace(self, worker: _Worker) -> _Worker:
-        worker.kill()
+    def _replace(self, zygote: _Zygote) -> _Zygote:
+        zygote.kill()
         with self._lock:
-            self._all.discard(worker)
-        return self._spawn()
+            self._all.discard(zygote)
+        return self._spawn(zygote.kind)
 
     def run(self, kind: str, source: str) -> Outcome:
-        """Runs one PoT program (`kind="pot"`) or solves one EoT system (`"eot"`)."""
+        """Runs one PoT program (`kind="pot"`) or solves one EoT system (`"eot"`) in a fresh process."""
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
-        worker = self._idle.get()
+        request = json.dumps(
+            {"kind": kind, "source": str(source), "cpu_seconds": self.cpu_seconds, "wall_seconds": self.wall_seconds}
+        ).encode()
+        if len(request) > MAX_CONTROL_BYTES:
+            return Outcome.fail(Failure.TOO_LARGE, f"input longer than {MAX_CONTROL_BYTES} bytes")
+        zygote = self._idle[kind].get()
         try:
-            reply = worker.call({"kind": kind, "source": source, "cpu_seconds": self.cpu_seconds}, self.wall_seconds)
-            if reply.get("recycle"):  # the worker exits after a dangerous task
-                worker = self._replace(worker)
-            return _reply_to_outcome(reply)
+            if zygote.process.poll() is not None:  # died while idle (OOM killer, an operator): no task lost
+                zygote = self._replace(zygote)
+            return zygote.run(request, self.wall_seconds)
         except TimeoutError:
-            worker = self._replace(worker)
-            return Outcome.fail(Failure.TIMEOUT, f"no result within {self.wall_seconds:g} s (worker killed)")
-        except _WorkerGone as error:
-            worker = self._replace(worker)
+            zygote = self._replace(zygote)
+            return Outcome.fail(Failure.TIMEOUT, f"no result within {self.wall_seconds:g} s (zygote killed)")
+        except _ZygoteGone as error:
+            zygote = self._replace(zygote)
             return Outcome.fail(Failure.CRASHED, str(error))
         finally:
-            self._idle.put(worker)
+            self._idle[kind].put(zygote)
 
     def run_program(self, source: str) -> Outcome:
         return self.run("pot", source)
@@ -195,7 +272,7 @@ class SandboxPool:
         return self.run("eot", text)
 
     def map(self, kind: str, sources: Sequence[str], progress: bool = False) -> list[Outcome]:
-        """Runs many tasks on all workers at once; results in input order."""
+        """Runs many tasks on all zygotes at once; results in input order."""
         with ThreadPoolExecutor(self.num_workers) as executor:
             results: Iterable[Outcome] = executor.map(lambda source: self.run(kind, source), sources)
             if progress:
@@ -203,11 +280,11 @@ class SandboxPool:
             return list(results)
 
     def close(self) -> None:
-        self._closed = True
         with self._lock:
-            workers, self._all = list(self._all), set()
-        for worker in workers:
-            worker.kill()
+            self._closed = True
+            zygotes, self._all = list(self._all), set()
+        for zygote in zygotes:
+            zygote.kill()
         shutil.rmtree(self._scratch_root, ignore_errors=True)
 
     def __enter__(self) -> SandboxPool:
@@ -215,16 +292,3 @@ class SandboxPool:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def _reply_to_outcome(reply: dict) -> Outcome:
-    if "value" in reply:
-        value = parse_number(str(reply["value"]))
-        if value is None:
-            return Outcome.fail(Failure.NOT_A_NUMBER, f"`ans` = {str(reply['value'])[:80]!r} is not a number")
-        return Outcome(value=value)
-    try:
-        failure = Failure(reply.get("failure"))
-    except ValueError:
-        failure = Failure.CRASHED
-    return Outcome.fail(failure, str(reply.get("message", "")))

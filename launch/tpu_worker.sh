@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One TPU VM worker's share of `launch/tpu_pod.sh train` (started detached there): the trainer, its output in
+# logs/worker-<N>.log, that log copied to $LOGS every LOG_SYNC_SECONDS (60) and at the end with the exit status.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit
+: "${LOGS:?set LOGS=gs://bucket/path}"
+worker="$(curl -sf -H 'Metadata-Flavor: Google' \
+  "http://${GCE_METADATA_IP:-metadata.google.internal}/computeMetadata/v1/instance/attributes/agent-worker-number")"
+log="logs/worker-${worker}.log"
+mkdir -p logs
+upload() { gcloud storage cp --quiet "$log" "$LOGS/" >/dev/null 2>&1 || echo "warning: could not copy $log to $LOGS" >&2; }
+
+.venv/bin/python -m eotd_jax.train --cluster=gce_tpu "$@" >"$log" 2>&1 &
+train_pid=$!
+echo "$train_pid" >logs/train.pid
+seconds=0
+while kill -0 "$train_pid" 2>/dev/null; do
+  sleep 1
+  if (( ++seconds % ${LOG_SYNC_SECONDS:-60} == 0 )); then upload; fi
+done
+wait "$train_pid"
+status=$?
+echo "exit status $status" >>"$log"
+upload
+exit "$status"

@@ -1,0 +1,194 @@
+"""The launch scripts run as a user runs them, against fake `gcloud` / `sbatch` / `srun` executables (tests/fakes)
+that start 2 local CPU processes with their platform's environment: a TPU VM worker's metadata server, or the
+variables srun sets per task. Each process must join the same jax.distributed run with its own index, and the
+arguments must arrive intact (`--config.mesh.shape=(2,2,1)`, a workdir with a space)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_metadata import metadata_server, tpu_worker_attributes
+from runs import ROOT, cpu_env, train_flags
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+SCRIPTS = [str(ROOT / ".ci" / "run"), *sorted(str(p) for p in (ROOT / "launch").iterdir()
+                                              if p.suffix in (".sh", ".sbatch"))]
+
+
+def _free_port(low: int = 0, high: int = 0) -> int:
+    for port in range(low, high) if low else [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError(f"no free port in [{low}, {high})")
+
+
+def _fake_bin(directory: Path) -> Path:
+    directory.mkdir()
+    for tool in ("gcloud", "sbatch", "srun"):
+        (directory / tool).write_text(f'#!/bin/sh\nexec {sys.executable} {FAKES / tool}.py "$@"\n')
+        (directory / tool).chmod(0o755)
+    return directory
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def _run(script: str, *args: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "launch" / script), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def slice_of_two(tmp_path):
+    """A 2-worker TPU VM slice: worker homes holding the checkout as `setup` leaves it, one metadata server each."""
+    cloud = tmp_path / "cloud"
+    for worker in range(2):
+        checkout = cloud / f"worker-{worker}" / "eotd_jax"
+        (checkout / ".venv" / "bin").mkdir(parents=True)
+        for part in ("eotd_jax", "data_gen", "configs", "launch"):
+            (checkout / part).symlink_to(ROOT / part)
+        python = checkout / ".venv" / "bin" / "python"
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+    hosts = ["127.0.0.1", "127.0.0.1"]
+    with metadata_server(tpu_worker_attributes(0, hosts)) as first, \
+            metadata_server(tpu_worker_attributes(1, hosts)) as second:
+        env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+                       "FAKE_CLOUD": str(cloud), "FAKE_METADATA": f"{first},{second}",
+                       "JAX_COORDINATOR_PORT": str(_free_port()), "TPU": "etd-test", "ZONE": "us-west4-a",
+                       "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        yield cloud, env
+    for worker in range(2):  # a detached trainer the test left running
+        pid_file = cloud / f"worker-{worker}" / "eotd_jax" / "logs" / "train.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_tpu_pod_check_every_worker_joins_the_slice(slice_of_two):
+    _, env = slice_of_two
+    result = _run("tpu_pod.sh", "check", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = sorted(_json_lines(result.stdout), key=lambda s: s["process_index"])
+    assert [s["process_index"] for s in seen] == [0, 1]
+    for view in seen:
+        assert view["environment"] == "gce_tpu" and view["process_count"] == 2 and view["device_count"] == 4
+        assert view["all_process_indices"] == [0, 1] and len(view["local_devices"]) == 2
+    assert not set(seen[0]["local_devices"]) & set(seen[1]["local_devices"])
+
+
+def test_tpu_pod_create_picks_the_runtime_version_of_each_type(slice_of_two):
+    cloud, env = slice_of_two
+    for accelerator, version in [("v4-32", "tpu-ubuntu2204-base"), ("v5litepod-16", "v2-alpha-tpuv5-lite"),
+                                 ("v5p-32", "v2-alpha-tpuv5")]:
+        assert _run("tpu_pod.sh", "create", env={**env, "TYPE": accelerator}).returncode == 0
+        call = json.loads((cloud / "calls.jsonl").read_text().splitlines()[-1])
+        assert f"--accelerator-type={accelerator}" in call and f"--version={version}" in call
+    unknown = _run("tpu_pod.sh", "create", env={**env, "TYPE": "v9-8"})
+    assert unknown.returncode != 0 and "unknown TPU type 'v9-8'" in unknown.stderr
+
+
+def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_two, training_data, tmp_path):
+    cloud, env = slice_of_two
+    env = {**env, "LOGS": "gs://bucket/etd/logs", "LOG_SYNC_SECONDS": "1"}
+    workdir = tmp_path / "run dir"  # every worker writes it, as a gs:// workdir on a real slice
+    flags = train_flags(workdir, training_data, "--config.mesh.shape=(2,2,1)", "--config.train.steps=2",
+                        "--config.eval.every_steps=2", "--config.checkpoint.every_steps=2",
+                        "--config.checkpoint.keep_best=1", "--config.eval.limit=4", "--config.eval.max_new_tokens=8",
+                        "--config.eval.workers=1", "--config.eval.batch_size=4")
+    started = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
+    assert started.returncode == 0, started.stderr[-3000:]
+    pid_files = [cloud / f"worker-{w}" / "eotd_jax" / "logs" / "train.pid" for w in range(2)]
+    while not all(p.exists() for p in pid_files):
+        time.sleep(0.1)
+    again = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
+    assert again.returncode != 0 and "error: a job is running" in again.stderr
+    logs = [cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)]
+    deadline = time.monotonic() + 240  # inside pytest.ini's 300 s
+    while time.monotonic() < deadline and not all(p.exists() and "exit status" in p.read_text() for p in logs):
+        time.sleep(1)
+    texts = [p.read_text() if p.exists() else "" for p in logs]
+    assert all(t.rstrip().endswith("exit status 0") for t in texts), texts[0][-3000:] + texts[1][-3000:]
+    assert "joining a gce_tpu run: process 1 of 2" in texts[1]
+    assert _json_lines(texts[0])[-1]["step"] == 2 and "step 2: held-out ETD accuracy" in texts[0]
+    assert (workdir / "checkpoints" / "2").is_dir()
+
+    status = _run("tpu_pod.sh", "status", env=env)
+    assert status.returncode == 0 and status.stdout.count(": stopped") == 2
+    collected = _run("tpu_pod.sh", "logs", env={**env, "OUT": str(tmp_path / "collected")})
+    assert collected.returncode == 0, collected.stderr
+    assert sorted(p.name for p in (tmp_path / "collected").iterdir()) == ["worker-0.log", "worker-1.log"]
+
+
+def test_tpu_pod_setup_installs_the_checkout_with_uv_on_every_worker(slice_of_two, tmp_path):
+    """With a fake `uv` on PATH (the real one downloads Python and wheels): the archive of HEAD unpacked on each
+    worker, a Python 3.12 venv, the tpu and hf extras."""
+    cloud, env = slice_of_two
+    uv = tmp_path / "bin" / "uv"
+    uv.write_text('#!/bin/sh\necho "$PWD $*" >> "$FAKE_CLOUD/uv.log"\n')
+    uv.chmod(0o755)
+    for worker in range(2):
+        shutil.rmtree(cloud / f"worker-{worker}" / "eotd_jax")
+    result = _run("tpu_pod.sh", "setup", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for worker in range(2):
+        assert (cloud / f"worker-{worker}" / "eotd_jax" / "eotd_jax" / "distributed.py").is_file()
+    calls = (cloud / "uv.log").read_text().splitlines()
+    assert sorted(c.split(" ", 1)[1].split(" ")[0:4] for c in calls) == [
+        ["pip", "install", "--quiet", "--python"]] * 2 + [["venv", "--quiet", "--python", "3.12"]] * 2
+    assert all("-e .[tpu,hf]" in c for c in calls if " pip " in c)
+
+
+def test_tpu_pod_run_runs_a_command_in_every_workers_checkout(slice_of_two):
+    _, env = slice_of_two
+    result = _run("tpu_pod.sh", "run", 'echo "$(basename "$PWD") on worker $HOME"', env=env)
+    assert result.returncode == 0 and sorted(result.stdout.split("\n"))[1:] == [
+        f"eotd_jax on worker {env['FAKE_CLOUD']}/worker-{w}" for w in range(2)]
+
+
+def test_tpu_pod_train_needs_a_gcs_log_dir(slice_of_two):
+    _, env = slice_of_two
+    result = _run("tpu_pod.sh", "train", "--config=configs/quickstart.py", env=env)
+    assert result.returncode != 0 and "set LOGS=gs://" in result.stderr
+
+
+@pytest.mark.parametrize(("nodes", "gpus_per_node"), [(1, 2), (2, 1)])
+def test_slurm_check_runs_one_process_per_gpu(tmp_path, nodes, gpus_per_node):
+    port = _free_port(61440, 65536)  # JAX's SLURM coordinator port is 61440 + job id % 4096
+    env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+                   "FAKE_SLURM_JOB_ID": str(port - 61440 + 4096), "NODES": str(nodes),
+                   "GPUS_PER_NODE": str(gpus_per_node), "LOG_DIR": str(tmp_path / "new" / "logs"),
+                   "PYTHON": sys.executable, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    result = _run("slurm.sh", "check", env=env)
+    output = tmp_path / "new" / "logs" / f"eotd-train-{port - 61440 + 4096}.out"
+    text = output.read_text() if output.exists() else ""
+    assert result.returncode == 0, result.stderr[-2000:] + text[-3000:]
+    seen = sorted(_json_lines(text), key=lambda s: s["process_index"])
+    assert [s["process_index"] for s in seen] == [0, 1]
+    for index, view in enumerate(seen):
+        assert view["environment"] == "slurm" and view["process_count"] == 2 and view["all_process_indices"] == [0, 1]
+        # One GPU each: the one of its local id where both tasks share a node, every GPU of its node otherwise.
+        assert view["local_device_ids"] == ([index] if gpus_per_node > 1 else [])
+
+
+def test_launch_scripts_are_shellcheck_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run(["shellcheck", *SCRIPTS], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
