@@ -22,9 +22,9 @@ def get_config(method: str = "etd") -> ConfigDict:
         raise ValueError(f"configs/quickstart.py:<method> with method in {tuple(THOUGHTS)}, not {method!r}")
     config = default.get_config()
     config.tokenizer = "workdir/quickstart/tokenizer"  # python -m eotd_jax.train_tokenizer writes it
-    config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 896})  # the BPE's 896 ids
+    config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048})  # the BPE's 2,048 ids
     config.data.thoughts = THOUGHTS[method]
-    # BPE sources average 50 tokens (max 67), targets 29 (CoT 46, max 76): rows of 128 / 80 hold two examples.
+    # BPE sources average 48 tokens, targets 25 (CoT up to ~76): rows of 128 / 80 hold two examples.
     config.data.source_length = 128
     config.data.target_length = 80
     config.train.batch_size = 32

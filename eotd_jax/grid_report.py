@@ -17,6 +17,7 @@ import sys
 from absl import app, flags
 
 METHODS = {"cotd": ["cot"], "potd": ["pot"], "eotd": ["eot"], "etd": ["etd", "vote", "cot", "pot", "eot"]}
+LABELS = {"cotd": "CoTD", "potd": "PoTD", "eotd": "EoTD", "etd": "ETD"}
 SPLITS = {"synthetic/test": "in-distribution", "synthetic/test_unseen": "unseen templates"}
 
 flags.DEFINE_string("grid_dir", "workdir/mini_grid", "directory holding one workdir per method")
@@ -44,14 +45,14 @@ def table(results: dict[str, dict]) -> str:
         for strategy in METHODS[method]:
             cells = [f"{100 * result[s]['accuracy'][strategy]:.1f} ({result[s]['questions']})" if s in result
                      and strategy in result[s]["accuracy"] else "-" for s in splits]
-            lines.append(f"| {method.upper()[:-1]}D | {strategy} | " + " | ".join(cells) + " |")
+            lines.append(f"| {LABELS[method]} | {strategy} | " + " | ".join(cells) + " |")
     lines += ["", "| student | thought | split | outcomes of the rationale |", "|---|---|---|---|"]
     for method, result in results.items():
         for split in splits:
             for thought, counts in result.get(split, {}).get("outcomes_per_thought", {}).items():
                 if counts:
                     outcome = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                    lines.append(f"| {method.upper()[:-1]}D | {thought} | {SPLITS[split]} | {outcome} |")
+                    lines.append(f"| {LABELS[method]} | {thought} | {SPLITS[split]} | {outcome} |")
     return "\n".join(lines)
 
 
@@ -69,7 +70,7 @@ def plot(results: dict[str, dict], path: str) -> None:
         heights = [100 * results[m].get(split, {}).get("accuracy", {}).get(s, 0.0) for m, s in bars]
         left.bar([i + k * width for i in range(len(bars))], heights, width, label=label)
     left.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))],
-                    [f"{m.upper()[:-1]}D\n{s}" for m, s in bars])
+                    [f"{LABELS[m]}\n{s}" for m, s in bars])
     left.set_ylabel("accuracy (%)")
     left.set_title("accuracy per student and split")
     left.legend(fontsize="small")
@@ -84,7 +85,7 @@ def plot(results: dict[str, dict], path: str) -> None:
             shares.append(100 * counts.get(outcome, 0) / sum(counts.values()))
         right.bar(range(len(rows)), shares, 0.7, bottom=bottom, label=outcome)
         bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
-    right.set_xticks(range(len(rows)), [f"{m.upper()[:-1]}D\n{t}" for m, t in rows])
+    right.set_xticks(range(len(rows)), [f"{LABELS[m]}\n{t}" for m, t in rows])
     right.set_ylabel("% of in-distribution questions")
     right.set_title("outcome of each thought's rationale")
     right.legend(fontsize="small", loc="lower left", bbox_to_anchor=(1.0, 0.0))
