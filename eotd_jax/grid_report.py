@@ -71,12 +71,14 @@ def plot(results: dict[str, dict], path: str) -> None:
         left.bar([i + k * width for i in range(len(bars))], heights, width, label=label)
     left.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))],
                     [f"{LABELS[m]}\n{s}" for m, s in bars])
+    left.set_ylim(0, 100)
     left.set_ylabel("accuracy (%)")
     left.set_title("accuracy per student and split")
     left.legend(fontsize="small")
     rows = [(m, t) for m, r in results.items() for t, c in r.get("synthetic/test", {}).get(
         "outcomes_per_thought", {}).items() if c]
-    outcomes = sorted({o for m, t in rows for o in results[m]["synthetic/test"]["outcomes_per_thought"][t]})
+    outcomes = sorted({o for m, t in rows for o in results[m]["synthetic/test"]["outcomes_per_thought"][t]},
+                      key=lambda outcome: (outcome != "correct", outcome))  # correct at the bottom
     bottom = [0.0] * len(rows)
     for outcome in outcomes:
         shares = []

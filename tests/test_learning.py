@@ -16,6 +16,7 @@ import json
 import random
 from fractions import Fraction
 
+import pytest
 from runs import python_module
 
 from eotd_jax.benchmarks import Problem
@@ -49,6 +50,7 @@ def _write_shard(problems: list[Problem], directory) -> None:
                                        "teacher": "gold", "sample_index": 0}) + "\n")
 
 
+@pytest.mark.timeout(600)  # about 1.5 min on a quiet 2-core machine, 3 min on a loaded one
 def test_a_tiny_student_learns_to_answer_held_out_questions(tmp_path, pool):
     from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
     from eotd_jax.student import load_student
