@@ -34,6 +34,8 @@ flags.DEFINE_string("out", None, "output directory (a Hugging Face tokenizer)")
 flags.DEFINE_integer("vocab_size", 2048, "vocabulary size, special tokens and the 256 bytes included; at most the "
                      "model's vocab_size")
 flags.DEFINE_integer("min_frequency", 2, "a merge must occur at least this often")
+flags.DEFINE_enum("digits", "whole", ["whole", "single"], "whole: a digit run is one pre-token (merges may make "
+                  "it one token); single: every digit is its own token")
 FLAGS = flags.FLAGS
 
 
@@ -44,7 +46,7 @@ def training_texts(records: Iterable[dict]) -> Iterable[str]:
         yield record["rationale"]
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, single_digits: bool = False):
     """A `transformers.PreTrainedTokenizerFast` with a byte-level BPE learnt on `texts`."""
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -54,6 +56,9 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
     tokenizer = Tokenizer(models.BPE())
     # GPT-2's pre-tokenizer splits text into words, digit runs (whole), punctuation and spaces.
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if single_digits:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                           tokenizer.pre_tokenizer])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                   special_tokens=list(SPECIAL_TOKENS),
@@ -75,7 +80,8 @@ def main(argv):
         sys.exit("error: --data and --out are required")
     try:
         records = [record for directory in FLAGS.data for record in read_records(directory)]
-        tokenizer = train_bpe(training_texts(records), FLAGS.vocab_size, FLAGS.min_frequency)
+        tokenizer = train_bpe(training_texts(records), FLAGS.vocab_size, FLAGS.min_frequency,
+                              FLAGS.digits == "single")
         tokenizer.save_pretrained(FLAGS.out)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")

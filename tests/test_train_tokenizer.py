@@ -8,7 +8,7 @@ import transformers
 from runs import python_module
 
 from eotd_jax.tokenizer import load_tokenizer
-from eotd_jax.train_tokenizer import training_texts
+from eotd_jax.train_tokenizer import train_bpe, training_texts
 
 
 def _records(count: int) -> list[dict]:
@@ -35,6 +35,12 @@ def test_the_binary_writes_a_tokenizer_that_transformers_and_the_trainer_load(tm
     tokenizer = load_tokenizer(str(tmp_path / "tok"))
     for text in [*training_texts(_records(5)), "Zoë paid €1,234.50 — 7%\n\tdone", "x=1\n\n% comment: y"]:
         assert tokenizer.decode([*tokenizer.encode(text), tokenizer.eos_id, 5]) == text
+
+
+def test_single_digits_makes_every_digit_a_token():
+    tokenizer = train_bpe(training_texts(_records(300)), 400, single_digits=True)
+    assert tokenizer.tokenize("ans = 37 + 25") == ["ans", "Ġ=", "Ġ", "3", "7", "Ġ+", "Ġ", "2", "5"]
+    assert tokenizer.decode(tokenizer("x = 372 / 12")["input_ids"], skip_special_tokens=True) == "x = 372 / 12"
 
 
 def test_a_bad_vocabulary_size_or_missing_data_is_one_line(tmp_path):
