@@ -33,6 +33,7 @@ setup(
         "tensorflow-cpu>=2.16,<3",  # TFRecord I/O and tf.data only; JAX owns the accelerators
         "tensorboard>=2.16,<3",  # tf.summary needs it to write event files
         "tensorflow-datasets>=4.9,<5",
+        "tokenizers>=0.20,<1",  # the quickstart BPE (eotd_jax/train_tokenizer.py)
         "tqdm>=4.66,<5",
         "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5
     ],

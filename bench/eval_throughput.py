@@ -16,7 +16,7 @@ import time
 from absl import app, flags
 from flax import nnx
 
-from data_gen.teachers.synthetic import synthetic_problems
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.evaluation import DecodeSettings, generate, score
 from eotd_jax.model.config import get_config
 from eotd_jax.model.t5 import T5

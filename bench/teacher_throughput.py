@@ -24,8 +24,8 @@ from absl import app, flags
 
 from data_gen.teachers.gold import gold_rationales
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
-from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.thoughts.sandbox import SandboxPool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -63,7 +63,8 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
 
     ("eval.every_steps", 100, "held-out ETD eval every N steps (the eval binary's code); 0: off. A multiple "
                               "of checkpoint.every_steps when checkpoint.keep_best > 0"),
-    ("eval.datasets", "synthetic", "comma list: synthetic (held-out split), gsm8k, asdiv, svamp, multiarith"),
+    ("eval.datasets", "synthetic", "comma list of name[/split] (default split: test): synthetic, "
+                                   "synthetic/validation, synthetic/test_unseen, gsm8k, asdiv, svamp, multiarith"),
     ("eval.data_dir", "../shared/datasets", "where the benchmark files are"),
     ("eval.limit", 50, "the first N problems of each eval dataset"),
     ("eval.thoughts", "", "thoughts to decode; empty: the thoughts the student is trained on"),

@@ -28,11 +28,10 @@ from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
 from data_gen.teachers.openai_batch import BatchSettings
-from data_gen.teachers.synthetic import synthetic_problems
 from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
 from eotd_jax import paths
-from eotd_jax.benchmarks import BENCHMARKS, DatasetFormatError, Problem, load_from
+from eotd_jax.benchmarks import DATASETS, SYNTHETIC, DatasetFormatError, Problem, load_problems
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -40,8 +39,8 @@ _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared",
 
 flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
-flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(['synthetic', *BENCHMARKS])}")
-flags.DEFINE_string("split", "train", "dataset split")
+flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(DATASETS)}")
+flags.DEFINE_string("split", "train", "dataset split (synthetic: train, validation, test, test_unseen)")
 flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
                   "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
                   "(also the gold teacher's EoT); compact: bare equations")
@@ -86,15 +85,14 @@ flags.DEFINE_string("batch_window", "24h", "the batches' completion window")
 FLAGS = flags.FLAGS
 
 
-def load_problems() -> list[Problem]:
-    if FLAGS.dataset == "synthetic":
-        problems = synthetic_problems(FLAGS.synthetic_count, FLAGS.seed, FLAGS.split)
-    elif FLAGS.dataset in BENCHMARKS:
-        problems = load_from(FLAGS.data_dir, FLAGS.dataset, FLAGS.split)
-    else:
-        raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: synthetic, {', '.join(BENCHMARKS)}")
-    problems = [p for p in problems if p.answer is not None]  # non-numeric ASDiv answers cannot be verified
-    return problems[: FLAGS.limit] if FLAGS.limit else problems
+def problems_to_teach() -> list[Problem]:
+    """The answerable problems of --dataset / --split (non-numeric ASDiv answers cannot be verified)."""
+    if FLAGS.dataset not in DATASETS:
+        raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: {', '.join(DATASETS)}")
+    limit = FLAGS.limit
+    if FLAGS.dataset == SYNTHETIC:
+        limit = min(limit, FLAGS.synthetic_count) if limit else FLAGS.synthetic_count
+    return load_problems(f"{FLAGS.dataset}/{FLAGS.split}", FLAGS.data_dir, limit, FLAGS.seed)
 
 
 def make_teacher():
@@ -130,7 +128,7 @@ def main(argv):
     try:
         check_flags()
         thoughts = [t for t in THOUGHTS if t in FLAGS.thoughts]
-        problems = load_problems()
+        problems = problems_to_teach()
         teacher = make_teacher()
         candidates = teacher.generate(problems, thoughts, FLAGS.samples)
         with SandboxPool(num_workers=FLAGS.workers) as pool:

@@ -26,8 +26,8 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from eotd_jax import paths
-from eotd_jax.benchmarks import BENCHMARKS, Problem
-from eotd_jax.evaluation import HELD_OUT, DecodeSettings, accuracy, answer_questions, load_problems
+from eotd_jax.benchmarks import DATASETS, Problem, load_problems
+from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.journal import Journal
 from eotd_jax.strategies import STRATEGIES
 from eotd_jax.student import load_student
@@ -40,7 +40,8 @@ flags.DEFINE_string("checkpoint_dir", None, "training workdir (the checkpoint --
                     "model directory")
 flags.DEFINE_string("step", "latest", "which checkpoint of a workdir: latest, best (highest in-training eval "
                     "accuracy; latest when none was measured), or a step number")
-flags.DEFINE_list("datasets", ["gsm8k", "asdiv", "svamp", "multiarith"], f"from {', '.join(BENCHMARKS)}, synthetic")
+flags.DEFINE_list("datasets", ["gsm8k", "asdiv", "svamp", "multiarith"],
+                  f"from {', '.join(DATASETS)}, each optionally /split (default test), e.g. synthetic/test_unseen")
 flags.DEFINE_list("strategies", list(STRATEGIES), "cot, pot, eot (one thought), etd (fallback), vote (majority)")
 flags.DEFINE_string("data_dir", os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets")),
                     "benchmark files in their original layout, local or gs:// (env EOTD_DATA_DIR); 'hub': the "
@@ -130,7 +131,7 @@ def main(argv):
     unknown = [s for s in FLAGS.strategies if s not in STRATEGIES]
     if unknown:
         sys.exit(f"error: --strategies: unknown {', '.join(unknown)}; known: {', '.join(STRATEGIES)}")
-    unknown = [d for d in FLAGS.datasets if d not in (*BENCHMARKS, HELD_OUT)]
+    unknown = [d for d in FLAGS.datasets if d.split("/", 1)[0] not in DATASETS]
     if unknown:
         sys.exit(f"error: --datasets: unknown {', '.join(unknown)}")
     if FLAGS.max_source_length < 2:

@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_gen.teachers.synthetic import synthetic_problems
-from eotd_jax.benchmarks import BENCHMARKS, Problem, load_from
+from eotd_jax.benchmarks import Problem
 from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.t5 import T5
@@ -27,7 +26,6 @@ from eotd_jax.thoughts.scoring import verify
 from eotd_jax.tokenizer import Tokenizer
 
 _BUCKET = 64
-HELD_OUT = "synthetic"  # the synthetic source's test split, which training data never uses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,19 +37,6 @@ class DecodeSettings:
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0
-
-
-def load_problems(name: str, data_dir: str, limit: int = 0) -> list[Problem]:
-    """The first `limit` (0: all) answerable test problems of a benchmark, or of the held-out synthetic split.
-
-    `data_dir` is a directory (local or gs://), `hub` or `hub:<dir>` (see `benchmarks.load_from`).
-    """
-    if name == HELD_OUT:
-        return synthetic_problems(limit or 200, seed=0, split="test")
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join((*BENCHMARKS, HELD_OUT))}")
-    problems = [p for p in load_from(data_dir, name) if p.answer is not None]
-    return problems[:limit] if limit else problems
 
 
 def accuracy(records: Sequence[dict], strategy: str) -> float:

@@ -29,8 +29,8 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from eotd_jax import checkpoints, paths
-from eotd_jax.benchmarks import Problem
-from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions, load_problems
+from eotd_jax.benchmarks import Problem, load_problems
+from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.input.pipeline import make_batches
 from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.config import T5Config, get_config

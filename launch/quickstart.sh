@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on its embedded default, on a fresh machine (no network beyond PyPI, no GPU):
 #   1. verify the embedded sample of CoT / PoT / EoT rationales (correct, wrong, hostile) in the sandbox;
-#   2. build verified EoT training shards from the synthetic source with the gold teacher;
-#   3. train the tiny byte-level quickstart student on its EoT rationales (configs/quickstart.py);
-#   4. evaluate it on held-out synthetic problems and print the accuracy table.
+#   2. build verified CoT, PoT and EoT training shards from the synthetic benchmark with the gold teacher;
+#   3. learn a BPE tokenizer on the training texts (workdir/quickstart/tokenizer, a Hugging Face tokenizer);
+#   4. train the tiny quickstart student on all three thoughts (ETD, configs/quickstart.py), ranking its
+#      checkpoints on the validation split (TensorBoard: workdir/quickstart/train);
+#   5. evaluate the best checkpoint on 200 held-out in-distribution problems and 200 of unseen templates.
 # Extra arguments go to the trainer, e.g. --config.train.steps=100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +13,10 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e .
 .venv/bin/python -m eotd_jax.verify
-.venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=2000 --thoughts=eot \
-    --out=workdir/quickstart/data
+.venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=4000 --thoughts=cot,pot,eot \
+    --out=workdir/quickstart/data --progress=false
+.venv/bin/python -m eotd_jax.train_tokenizer --data=workdir/quickstart/data --out=workdir/quickstart/tokenizer
 .venv/bin/python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train "$@"
 .venv/bin/python -m eotd_jax.eval --config=configs/quickstart.py --checkpoint_dir=workdir/quickstart/train \
-    --datasets=synthetic --limit=100 --strategies=eot,etd,vote --max_new_tokens=96
+    --step=best --datasets=synthetic/test,synthetic/test_unseen --limit=200 --strategies=cot,pot,eot,etd,vote \
+    --max_new_tokens=80 --batch_size=50

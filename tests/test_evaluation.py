@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from data_gen.teachers.gold import gold_rationales
-from data_gen.teachers.synthetic import synthetic_problems
 from eotd_jax.benchmarks import load
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.evaluation import score
 from eotd_jax.thoughts import THOUGHTS
 

@@ -7,9 +7,9 @@ from fractions import Fraction
 import pytest
 
 from data_gen.teachers.gold import GoldTeacher, arithmetic_value, clean_expression, gold_rationales, solution_steps
-from data_gen.teachers.synthetic import TEMPLATES, synthetic_problems
 from data_gen.verification import verify_candidates
 from eotd_jax.benchmarks import Problem, load
+from eotd_jax.benchmarks.synthetic import TRAIN_TEMPLATES, synthetic_problems
 
 
 def _gsm8k(question: str, solution: str, answer: int) -> Problem:
@@ -74,7 +74,7 @@ def test_synthetic_source_is_reproducible_and_covers_every_template():
     first, again = synthetic_problems(50, seed=3), synthetic_problems(50, seed=3)
     assert first == again
     assert first != synthetic_problems(50, seed=4)
-    assert {p.id.rsplit("-", 1)[1] for p in first} == set(TEMPLATES)
+    assert {p.id.rsplit("-", 1)[1] for p in first} == set(TRAIN_TEMPLATES)
 
 
 def test_every_synthetic_gold_thought_verifies(pool):

@@ -1,6 +1,8 @@
 """Loaders for GSM8K, SVAMP, ASDiv and MultiArith: files in their original formats (local or gs://), or
-hub copies through `datasets` (the hub itself, or copies kept anywhere). All return `Problem`s.
+hub copies through `datasets` (the hub itself, or copies kept anywhere); and the synthetic source. All
+return `Problem`s; `load_problems` is the one entry for every source.
 
+    load_problems("synthetic/test_unseen", limit=200)  # `name` or `name/split` (default split: test)
     load("svamp", data_dir="../shared/datasets")
     load("asdiv", data_dir="gs://bucket/benchmarks", subset="full")   # 2,305 instead of 2,096
     load_from_hub("gsm8k", split="test")
@@ -12,11 +14,32 @@ from __future__ import annotations
 from eotd_jax import paths
 from eotd_jax.benchmarks import asdiv, gsm8k, multiarith, svamp
 from eotd_jax.benchmarks.problem import DatasetFormatError, Problem
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 
-__all__ = ["BENCHMARKS", "HUB_SOURCE", "DatasetFormatError", "Problem", "load", "load_from", "load_from_hub"]
+__all__ = ["BENCHMARKS", "DATASETS", "HUB_SOURCE", "DatasetFormatError", "Problem", "load", "load_from",
+           "load_from_hub", "load_problems"]
 
 BENCHMARKS = {"gsm8k": gsm8k, "svamp": svamp, "asdiv": asdiv, "multiarith": multiarith}
 HUB_SOURCE = "hub"
+SYNTHETIC = "synthetic"
+DATASETS = (SYNTHETIC, *BENCHMARKS)
+SYNTHETIC_EVAL_COUNT = 200  # synthetic problems drawn when no limit is given
+
+
+def load_problems(dataset: str, data_dir: str = "", limit: int = 0, seed: int = 0) -> list[Problem]:
+    """The first `limit` (0: all; synthetic: 200) answerable problems of `name` or `name/split` (default: test).
+
+    Synthetic problems are drawn with `seed`; benchmarks are read from `data_dir` (a directory, local or
+    gs://, `hub` or `hub:<dir>`: see `load_from`).
+    """
+    name, _, split = dataset.partition("/")
+    split = split or "test"
+    if name == SYNTHETIC:
+        return synthetic_problems(limit or SYNTHETIC_EVAL_COUNT, seed, split)
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    problems = [p for p in load_from(data_dir, name, split) if p.answer is not None]
+    return problems[:limit] if limit else problems
 
 
 def _module(name: str):
