@@ -24,8 +24,8 @@ from collections.abc import Iterable
 
 from absl import app, flags
 
-from eotd_jax.input.prompts import student_input
 from eotd_jax.input.records import read_records
+from eotd_jax.input.student_input import StudentInput
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: T5's pad (decoder start), EOS and unknown
 
@@ -37,12 +37,13 @@ flags.DEFINE_integer("min_frequency", 2, "a merge must occur at least this often
 flags.DEFINE_enum("digits", "whole", ["whole", "single"], "whole: a digit run is one pre-token (merges may make "
                   "it one token); single: every digit is its own token")
 FLAGS = flags.FLAGS
+STUDENT_INPUT = StudentInput()  # the default input template and selectors (configs/default.py, input.*)
 
 
 def training_texts(records: Iterable[dict]) -> Iterable[str]:
     """What the student reads and writes: each record's input (question and selector) and its rationale."""
     for record in records:
-        yield student_input(record["question"], record["thought"])
+        yield STUDENT_INPUT.text(record["question"], record["thought"])
         yield record["rationale"]
 
 
@@ -85,7 +86,7 @@ def main(argv):
         tokenizer.save_pretrained(FLAGS.out)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
-    sources = [len(tokenizer.encode(student_input(r["question"], r["thought"]), add_special_tokens=False))
+    sources = [len(tokenizer.encode(STUDENT_INPUT.text(r["question"], r["thought"]), add_special_tokens=False))
                for r in records]
     targets = [len(tokenizer.encode(r["rationale"], add_special_tokens=False)) for r in records]
     print(f"{len(tokenizer)} tokens learnt from {len(records)} records; mean source {sum(sources) / len(sources):.0f} "

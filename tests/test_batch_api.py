@@ -18,7 +18,7 @@ from data_gen.teachers.gold import gold_rationales
 from data_gen.teachers.journal import Journal
 from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
 from data_gen.teachers.openai_batch import BatchSettings
-from data_gen.teachers.synthetic import synthetic_problems
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -464,7 +464,7 @@ SURFACE_VARIANTS = {
 def test_surface_variants_of_gold_systems_verify_alike(variant, pool):
     """The same systems in the notations real models use: every one the plain form verifies is kept."""
     from data_gen.teachers.gold import gold_rationales
-    from data_gen.teachers.synthetic import synthetic_problems
+    from eotd_jax.benchmarks.synthetic import synthetic_problems
     from eotd_jax.thoughts.answers import format_number
 
     problems = [p for p in synthetic_problems(35, seed=11) if "\n" in gold_rationales(p)["eot"]]
@@ -505,7 +505,7 @@ POT_VARIANTS = {
 @pytest.mark.parametrize("variant", sorted(POT_VARIANTS))
 def test_surface_variants_of_gold_programs_verify_alike(variant, pool):
     from data_gen.teachers.gold import gold_rationales
-    from data_gen.teachers.synthetic import synthetic_problems
+    from eotd_jax.benchmarks.synthetic import synthetic_problems
     from eotd_jax.thoughts.answers import format_number
 
     problems = synthetic_problems(35, seed=12)

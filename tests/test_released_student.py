@@ -17,7 +17,7 @@ import pytest
 from runs import python_module, train
 
 from data_gen.teachers.gold import gold_rationales
-from data_gen.teachers.synthetic import synthetic_problems
+from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.evaluation import DecodeSettings, generate
 from eotd_jax.input.pipeline import tokenize
 from eotd_jax.input.student_input import FILE_NAME, StudentInput

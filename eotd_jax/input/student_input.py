@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping
+
+from eotd_jax import paths
 
 TEMPLATE = "Question: {question}\n{selector}\n"
 SELECTORS = {
@@ -64,17 +65,15 @@ class StudentInput:
 
 
 def save(student_input: StudentInput, directory: str) -> None:
-    with open(os.path.join(directory, FILE_NAME), "w", encoding="utf-8") as file:
-        json.dump(student_input.to_dict(), file, indent=2, ensure_ascii=False)
+    paths.path(directory, FILE_NAME).write_text(json.dumps(student_input.to_dict(), indent=2, ensure_ascii=False))
 
 
 def load(directory: str) -> StudentInput:
     """What an exported model was trained with; the defaults for a directory without the file (a hub model)."""
-    path = os.path.join(directory, FILE_NAME)
-    if not os.path.isfile(path):
+    path = paths.path(directory, FILE_NAME)
+    if not path.is_file():
         return StudentInput()
-    with open(path, encoding="utf-8") as file:
-        try:
-            return StudentInput.from_dict(json.load(file))
-        except (ValueError, AttributeError) as error:
-            raise ValueError(f"{path}: {error}") from None
+    try:
+        return StudentInput.from_dict(json.loads(path.read_text()))
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"{path}: {error}") from None
