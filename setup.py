@@ -37,6 +37,9 @@ setup(
             "torch==2.13.0",  # the reference for parity tests and benchmarks; the CPU build on this project's CI
             "pytest-timeout>=2.3,<3",
             "ruff>=0.6,<1",
+            "jax[tpu]>=0.8,<0.11",  # libtpu: tests/test_aot.py compiles for a TPU slice on the CPU host
         ],
+        # libtpu, to compile for TPU slices from any Linux host (python -m eotd_jax.aot) and to train on TPU VMs
+        "tpu": ["jax[tpu]>=0.8,<0.11"],
     },
 )
