@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import jax
@@ -13,7 +12,7 @@ from runs import python_module
 
 import configs.quickstart
 from eotd_jax import checkpoints, tpu_slices
-from eotd_jax.aot import find_batch, plan_train, with_settings
+from eotd_jax.aot import Plan, find_batch
 from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import make_mesh, param_shardings
@@ -89,17 +88,28 @@ def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
     assert "of 15.75 GiB HBM" in verdict[0]
 
 
-def test_find_batch_brackets_the_largest_fitting_batch(v5e_2x2):
-    """On a chip whose HBM is just over what 4 rows need, the search ends between a fit and a miss >= 4."""
-    config = configs.quickstart.get_config()
-    config.model, config.data.source_length, config.data.target_length = "t5-tiny", 512, 256
-    hbm = plan_train(with_settings(config, 4), v5e_2x2).total_bytes + 2**10
-    small = dataclasses.replace(v5e_2x2, chip=dataclasses.replace(v5e_2x2.chip, hbm_bytes=hbm))
-    best, plans = find_batch(lambda c: plan_train(c, small), config, hbm, remat=False, max_batch=64,
+@pytest.mark.parametrize("fixed_gib, per_row_gib, curve, expected", [
+    (1.0, 0.9, 0.0, 16),  # 1 + 0.9 * 16 = 15.4 GiB fits in 15.75, 17 rows do not
+    (2.0, 0.5, 0.004, 23),  # memory a little convex in the batch, as XLA's buffers are
+    (16.0, 0.1, 0.0, 0),  # the state alone does not fit
+    (0.1, 0.01, 0.0, 64),  # everything up to --max_batch fits
+])
+def test_find_batch_ends_between_the_largest_fit_and_the_smallest_miss(fixed_gib, per_row_gib, curve, expected):
+    """The search itself, on memory curves of known shape: exact, and a handful of compiles, not a scan."""
+    hbm = int(15.75 * 2**30)
+    planned = []
+
+    def planner(config) -> Plan:
+        rows = config.train.per_device_batch_size
+        planned.append(rows)
+        total = int((fixed_gib + per_row_gib * rows + curve * rows * rows) * 2**30)
+        return Plan("train", {"per_device": rows}, total <= hbm, 0, total, 0, 0, hbm, 1.0, 0.0)
+
+    best, plans = find_batch(planner, configs.quickstart.get_config(), hbm, remat=False, max_batch=64,
                              report=lambda plan: None)
-    fits = {plan.settings["per_device"]: plan.fits for plan in plans}
-    assert 4 <= best < 64 and fits[best] and not fits[best + 1], fits
-    assert len(plans) <= 8  # interpolation, not a scan of 64 batches
+    assert best == expected, planned
+    assert [p.settings["per_device"] for p in plans] == sorted(set(planned))
+    assert len(planned) <= 6, planned
 
 
 @pytest.mark.parametrize("flags, message", [
