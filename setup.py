@@ -41,5 +41,7 @@ setup(
         ],
         # libtpu, to compile for TPU slices from any Linux host (python -m eotd_jax.aot) and to train on TPU VMs
         "tpu": ["jax[tpu]>=0.8,<0.11"],
+        # CUDA 12 GPUs; its plugin alone (jax-cuda12-plugin) also lets eotd_jax.aot compile for h100-N without a GPU
+        "cuda12": ["jax[cuda12]>=0.8,<0.11"],
     },
 )

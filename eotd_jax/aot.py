@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from flax import nnx
 from ml_collections import ConfigDict, config_flags
 
-from eotd_jax import checkpoints, tpu_slices
+from eotd_jax import checkpoints, slices
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step, model_and_params
@@ -71,7 +71,7 @@ class Plan:
         return self.argument_bytes + self.temp_bytes + self.output_bytes + self.code_bytes
 
 
-def compile_plan(program: str, lowered, settings: dict, slice_: tpu_slices.Slice, argument_bytes: int,
+def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, argument_bytes: int,
                  dump_hlo: str | None = None) -> Plan:
     """Compiles; an out-of-memory compile is a plan that does not fit, with the temporaries the compiler asked for."""
     start = time.perf_counter()
@@ -91,10 +91,10 @@ def compile_plan(program: str, lowered, settings: dict, slice_: tpu_slices.Slice
         name = "_".join([program, *(f"{k}{v}" for k, v in settings.items())])
         with open(os.path.join(dump_hlo, f"{name}.hlo.txt"), "w", encoding="utf-8") as file:
             file.write(compiled.as_text())
-    cost = compiled.cost_analysis() or {}
+    flops = (compiled.cost_analysis() or {}).get("flops", 0.0)  # XLA:GPU gives none: take them from a TPU plan
     plan = Plan(program, settings, True, memory.argument_size_in_bytes, memory.temp_size_in_bytes,
                 memory.output_size_in_bytes - memory.alias_size_in_bytes, memory.generated_code_size_in_bytes, hbm,
-                float(cost.get("flops", 0.0)), seconds)
+                float(flops), seconds)
     plan.fits = plan.total_bytes <= hbm
     return plan
 
@@ -148,7 +148,7 @@ def per_chip_bytes(tree) -> int:
     return sum(int(np.prod(x.sharding.shard_shape(x.shape))) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def train_mesh(config: ConfigDict, slice_: tpu_slices.Slice) -> tuple[jax.sharding.Mesh, int]:
+def train_mesh(config: ConfigDict, slice_: slices.Slice) -> tuple[jax.sharding.Mesh, int]:
     """The config's mesh on the slice and its global batch, checked as the trainer checks them."""
     mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
     batch = global_batch_size(config, mesh)
@@ -159,7 +159,7 @@ def train_mesh(config: ConfigDict, slice_: tpu_slices.Slice) -> tuple[jax.shardi
     return mesh, batch
 
 
-def train_facts(config: ConfigDict, slice_: tpu_slices.Slice) -> dict:
+def train_facts(config: ConfigDict, slice_: slices.Slice) -> dict:
     """What the step time and FLOPs-per-token figures need: parameters, mesh, tokens per step."""
     mesh, batch = train_mesh(config, slice_)
     model_config, _, state, _ = model_and_params(config)
@@ -168,7 +168,7 @@ def train_facts(config: ConfigDict, slice_: tpu_slices.Slice) -> dict:
             "row_tokens": config.data.source_length + config.data.target_length}
 
 
-def plan_train(config: ConfigDict, slice_: tpu_slices.Slice, dump_hlo: str | None = None) -> Plan:
+def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The trainer's step (`trainer.make_train_step`) for this config, compiled for the slice."""
     mesh, batch = train_mesh(config, slice_)
     model_config, graphdef, state, _ = model_and_params(config)
@@ -185,7 +185,7 @@ def plan_train(config: ConfigDict, slice_: tpu_slices.Slice, dump_hlo: str | Non
                         per_chip_bytes((state_args, batch_args)), dump_hlo)
 
 
-def plan_decode(config: ConfigDict, slice_: tpu_slices.Slice, dump_hlo: str | None = None) -> Plan:
+def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The eval's greedy decoding of `eval.batch_size` questions, `eval.max_new_tokens` each, on the slice."""
     mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
     model_config, graphdef, state, _ = model_and_params(config)
@@ -241,8 +241,8 @@ def _nearest(measured: list[int], around: int) -> tuple[int, int]:
     return pair[0], pair[1]
 
 
-def describe_plan(plan: Plan, facts: dict | None, chip: tpu_slices.Chip) -> str:
-    gib = tpu_slices.GIB
+def describe_plan(plan: Plan, facts: dict | None, chip: slices.Chip) -> str:
+    gib = slices.GIB
     settings = ", ".join(f"{k} {v}" for k, v in plan.settings.items())
     verdict = (f"fits ({(plan.hbm_bytes - plan.total_bytes) / gib:.2f} GiB free)" if plan.fits else
                f"does not fit (short by {(plan.total_bytes - plan.hbm_bytes) / gib:.2f} GiB)")
@@ -262,7 +262,7 @@ def describe_plan(plan: Plan, facts: dict | None, chip: tpu_slices.Chip) -> str:
     return "\n".join(lines)
 
 
-def record(plan: Plan, facts: dict | None, slice_: tpu_slices.Slice) -> dict:
+def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
     row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes}
     if facts and plan.flops:
         tokens = plan.settings["batch"] * facts["row_tokens"]
@@ -279,14 +279,14 @@ def main(argv):
     jax.config.update("jax_platforms", "cpu")  # the host compiles; it must not try to open a TPU
     logging.set_verbosity(logging.WARNING)
     try:
-        slice_ = tpu_slices.load(_TOPOLOGY.value)
+        slice_ = slices.load(_TOPOLOGY.value)
         sys.exit(run(_CONFIG.value, slice_))
-    except (tpu_slices.SliceError, ConfigError, ValueError) as error:
+    except (slices.SliceError, ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
 
-def run(config: ConfigDict, slice_: tpu_slices.Slice) -> int:
+def run(config: ConfigDict, slice_: slices.Slice) -> int:
     """Prints the plan; the exit status: 0 when every compiled step fits, 1 otherwise."""
     chip = slice_.chip
     facts = train_facts(config, slice_)  # checks the config before any compile
@@ -303,8 +303,8 @@ def run(config: ConfigDict, slice_: tpu_slices.Slice) -> int:
         return plan_train(config, slice_, _DUMP_HLO.value)
 
     if not _JSON.value:
-        print(f"{slice_.name}: {slice_.topology}, {slice_.chips} chips of TPU {chip.generation}, "
-              f"{chip.hbm_bytes / tpu_slices.GIB:.2f} GiB HBM and {chip.peak_flops / 1e12:.0f} TFLOP/s bf16 each\n"
+        print(f"{slice_.name}: {slice_.topology}, {slice_.chips} chips of {chip.generation}, "
+              f"{chip.hbm_bytes / slices.GIB:.2f} GiB HBM and {chip.peak_flops / 1e12:.0f} TFLOP/s bf16 each\n"
               f"{facts['model']} ({facts['params'] / 1e6:.1f}M params, {facts['dtype']}), mesh {facts['mesh']}, "
               f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
     if _FIND_BATCH.value:

@@ -11,7 +11,7 @@ from flax import nnx
 from runs import python_module
 
 import configs.quickstart
-from eotd_jax import checkpoints, tpu_slices
+from eotd_jax import checkpoints, slices
 from eotd_jax.aot import Plan, find_batch
 from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
@@ -24,10 +24,10 @@ TINY = ["--config=configs/quickstart.py", "--config.model=t5-tiny", "--config.da
 
 
 @pytest.fixture(scope="module")
-def v5e_2x2() -> tpu_slices.Slice:
+def v5e_2x2() -> slices.Slice:
     try:
-        return tpu_slices.load("v5e:2x2")
-    except tpu_slices.SliceError as error:
+        return slices.load("v5e:2x2")
+    except slices.SliceError as error:
         pytest.skip(f"libtpu cannot load here ({error}); pip install -e '.[tpu]'")
 
 
@@ -124,8 +124,22 @@ def test_bad_input_is_one_line_error(flags, message):
     assert last.startswith("error: ") and message in last, result.stderr[-2000:]
 
 
+def test_the_train_step_compiles_for_h100s_without_a_gpu():
+    """XLA:GPU compiles from a target config (an H100's) when the CUDA plugin is installed; no GPU, no CUDA."""
+    try:
+        gpus = slices.load("h100-2")
+    except slices.SliceError as error:
+        pytest.skip(str(error))
+    result = python_module("eotd_jax.aot", *TINY, "--topology=h100-2", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert gpus.devices[0].device_kind == "NVIDIA H100 80GB HBM3"
+    assert train_row["fits"] and decode_row["fits"] and train_row["argument_bytes"] > 0
+    assert train_row["hbm_bytes"] == int(0.75 * 84929347584)
+
+
 def test_missing_libtpu_is_named(monkeypatch):
-    real = tpu_slices.importlib.util.find_spec
-    monkeypatch.setattr(tpu_slices.importlib.util, "find_spec", lambda name: None if name == "libtpu" else real(name))
-    with pytest.raises(tpu_slices.SliceError, match=r"libtpu is not installed.*pip install -e '\.\[tpu\]'"):
-        tpu_slices.load("v5e-16")
+    real = slices.importlib.util.find_spec
+    monkeypatch.setattr(slices.importlib.util, "find_spec", lambda name: None if name == "libtpu" else real(name))
+    with pytest.raises(slices.SliceError, match=r"libtpu is not installed.*pip install -e '\.\[tpu\]'"):
+        slices.load("v5e-16")

@@ -1,9 +1,10 @@
-"""TPU slices by name (`v5e-16`, `v4-8`, or raw `v5e:4x4`): their chips' HBM and peak, and their devices.
+"""Accelerator slices by name (`v5e-16`, `v4-8`, raw `v5e:4x4`, `h100-8`): their chips' memory and peak, and devices.
 
-The devices come from libtpu's topology description, so a CPU host can compile
+The devices are compile-only: libtpu describes a TPU topology, and the CUDA
+PJRT plugin describes H100s from a target config, so a CPU host can compile
 programs for a slice it does not have (`eotd_jax.aot`). Names follow Cloud
 TPU: v4 and v5p count TensorCores (v4-8 is 4 chips, each one JAX device in
-megacore mode), v5e and v6e count chips.
+megacore mode), v5e and v6e count chips; `h100-N` is N GPUs on one host.
 """
 
 from __future__ import annotations
@@ -27,13 +28,32 @@ class Chip:
     hbm_bytes: int  # what libtpu offers a program ("available HBM" in its out-of-memory error), not the spec sheet
     peak_flops: float  # dense bf16 FLOP/s
     megacore: bool  # two TensorCores act as one device; slice names count cores
+    platform: str = "tpu"
 
+
+# XLA:GPU's description of an H100 SXM (what `nvidia-smi` and the CUDA runtime report), for deviceless compiles.
+H100_TARGET = """
+gpu_device_info {
+  threads_per_block_limit: 1024 threads_per_warp: 32 shared_memory_per_block: 49152
+  shared_memory_per_core: 233472 threads_per_core_limit: 2048 core_count: 132 fpus_per_core: 128
+  block_dim_limit_x: 2147483647 block_dim_limit_y: 65535 block_dim_limit_z: 65535
+  memory_bandwidth: 3352320000000 l2_cache_size: 52428800 clock_rate_ghz: 1.98
+  device_memory_size: 84929347584 shared_memory_per_block_optin: 232448
+  cuda_compute_capability { major: 9 } registers_per_core_limit: 65536 registers_per_block_limit: 65536
+}
+platform_name: "CUDA"
+dnn_version_info { major: 9 minor: 7 }
+runtime_version { major: 12 minor: 8 }
+device_description_str: "NVIDIA H100 80GB HBM3"
+"""
 
 CHIPS = {
     "v4": Chip("v4", int(30.75 * GIB), 275e12, True),
     "v5e": Chip("v5e", int(15.75 * GIB), 197e12, False),
     "v5p": Chip("v5p", int(95.74 * GIB), 459e12, True),
     "v6e": Chip("v6e", int(31.25 * GIB), 918e12, False),
+    # JAX preallocates 75% of a GPU's memory (XLA_PYTHON_CLIENT_MEM_FRACTION); 989 TFLOP/s is the dense bf16 peak.
+    "h100": Chip("h100", int(0.75 * 84929347584), 989e12, False, platform="cuda"),
 }
 
 NAMED = {
@@ -58,18 +78,24 @@ class Slice:
 
 
 def parse(name: str) -> tuple[str, Chip, tuple[int, ...]]:
-    """(libtpu topology name, chip, chip grid) of a slice name; raises SliceError on an unknown one."""
+    """(topology name, chip, chip grid) of a slice name; raises SliceError on an unknown one."""
+    gpus = re.fullmatch(r"h100-([1-9]\d*)", name)
+    if gpus:
+        return f"1x1x{gpus.group(1)}", CHIPS["h100"], (int(gpus.group(1)),)
     topology = NAMED.get(name, name)
     generation, _, grid = topology.partition(":")
-    if generation not in CHIPS or not re.fullmatch(r"[1-9]\d*(x[1-9]\d*){1,2}", grid):
+    valid_grid = re.fullmatch(r"[1-9]\d*(x[1-9]\d*){1,2}", grid)
+    if generation not in CHIPS or CHIPS[generation].platform != "tpu" or not valid_grid:
         raise SliceError(f"unknown topology {name!r}: use one of {', '.join(NAMED)}, or <generation>:<AxB[xC]> "
-                         f"with generation in {', '.join(CHIPS)} (e.g. v5e:4x4, v4:2x2x2)")
+                         f"with generation in v4, v5e, v5p, v6e (e.g. v5e:4x4, v4:2x2x2), or h100-<N>")
     return topology, CHIPS[generation], tuple(int(n) for n in grid.split("x"))
 
 
 def load(name: str) -> Slice:
-    """The slice's compile-only devices from libtpu (no TPU needed)."""
+    """The slice's compile-only devices from libtpu or the CUDA plugin (no TPU or GPU needed)."""
     topology, chip, grid = parse(name)
+    if chip.platform == "cuda":
+        return _load_gpus(name, topology, chip)
     if importlib.util.find_spec("libtpu") is None:
         raise SliceError("libtpu is not installed, so TPU programs cannot be compiled here: "
                          "pip install -e '.[tpu]'")
@@ -89,3 +115,16 @@ def load(name: str) -> Slice:
     if len(devices) != math.prod(grid):
         raise SliceError(f"libtpu gave {len(devices)} devices for {topology}, expected {math.prod(grid)}")
     return Slice(name, topology, chip, devices)
+
+
+def _load_gpus(name: str, topology: str, chip: Chip) -> Slice:
+    if importlib.util.find_spec("jax_cuda12_plugin") is None:
+        raise SliceError("the CUDA plugin is not installed, so GPU programs cannot be compiled here: "
+                         "pip install -e '.[cuda12]' (or only jax-cuda12-plugin of your jax version; no GPU needed)")
+    from jax.experimental import topologies
+
+    try:
+        description = topologies.get_topology_desc(platform="cuda", target_config=H100_TARGET, topology=topology)
+    except Exception as error:  # the plugin reports its failures as runtime errors
+        raise SliceError(f"the CUDA plugin cannot describe {name}: {str(error).splitlines()[0]}") from None
+    return Slice(name, topology, chip, tuple(description.devices))
