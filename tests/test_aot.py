@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import jax
@@ -126,16 +127,13 @@ def test_bad_input_is_one_line_error(flags, message):
 
 def test_the_train_step_compiles_for_h100s_without_a_gpu():
     """XLA:GPU compiles from a target config (an H100's) when the CUDA plugin is installed; no GPU, no CUDA."""
-    try:
-        gpus = slices.load("h100-2")
-    except slices.SliceError as error:
-        pytest.skip(str(error))
+    if importlib.util.find_spec("jax_cuda12_plugin") is None:
+        pytest.skip("the CUDA plugin is not installed (pip install -e '.[cuda12]' or jax-cuda12-plugin)")
     result = python_module("eotd_jax.aot", *TINY, "--topology=h100-2", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
-    assert gpus.devices[0].device_kind == "NVIDIA H100 80GB HBM3"
     assert train_row["fits"] and decode_row["fits"] and train_row["argument_bytes"] > 0
-    assert train_row["hbm_bytes"] == int(0.75 * 84929347584)
+    assert train_row["hbm_bytes"] == int(0.75 * 84929347584) and train_row["settings"]["batch"] == 16
 
 
 def test_missing_libtpu_is_named(monkeypatch):
