@@ -42,9 +42,6 @@ _FIND_BATCH = flags.DEFINE_bool("find_batch", False, "search the largest train.p
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "--find_batch: the largest per-device batch tried")
 _DECODE = flags.DEFINE_bool("decode", True, "also compile the eval decode (greedy, eval.batch_size x "
                             "eval.max_new_tokens)")
-_DEPTH_PROBE = flags.DEFINE_bool(
-    "depth_probe", False, "compile the model at 2 and 4 encoder/decoder layers and extrapolate memory and FLOPs "
-    "linearly to its depth (the layers are identical); minutes instead of tens of minutes for 24-layer models")
 _DUMP_HLO = flags.DEFINE_string("dump_hlo", None, "write each compiled program's optimized HLO text here")
 _JSON = flags.DEFINE_bool("json", False, "print one JSON record per compile instead of the report")
 
@@ -99,48 +96,15 @@ def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, ar
     return plan
 
 
-def with_settings(config: ConfigDict, per_device_batch: int | None = None, remat: bool | None = None,
-                  layers: int | None = None) -> ConfigDict:
-    """A copy of `config` with the per-device batch, remat, or the encoder and decoder depth replaced."""
+def with_settings(config: ConfigDict, per_device_batch: int | None = None, remat: bool | None = None) -> ConfigDict:
+    """A copy of `config` with the per-device batch or remat replaced."""
     config = copy.deepcopy(config)
     with config.unlocked():
         if per_device_batch is not None:
             config.train.per_device_batch_size = per_device_batch
         if remat is not None:
             config.model_overrides.remat = remat
-        if layers is not None:
-            config.model_overrides.num_layers = config.model_overrides.num_decoder_layers = layers
     return config
-
-
-PROBE_DEPTHS = (2, 4)
-
-
-def depth_probed(planner, config: ConfigDict) -> Plan:
-    """`planner(config)` at two small depths, extrapolated linearly to the config's depth.
-
-    Every encoder (decoder) layer has the same shapes, so parameters, optimizer state, saved activations and
-    FLOPs grow by the same amount per layer; the first layer (relative position bias) is in both probes.
-    """
-    model_config = model_and_params(config)[0]
-    layers = model_config.num_layers
-    if config.init_from_hf or model_config.num_decoder_layers != layers or layers < PROBE_DEPTHS[0]:
-        raise ConfigError("--depth_probe needs a named model (config.model) with as many encoder as decoder layers")
-    shallow, deep = (planner(with_settings(config, layers=n)) for n in PROBE_DEPTHS)
-    scale = (layers - PROBE_DEPTHS[0]) / (PROBE_DEPTHS[1] - PROBE_DEPTHS[0])
-    compiled = shallow.flops > 0 and deep.flops > 0  # both compiled (not out of memory)
-
-    def line(name: str):
-        a, b = getattr(shallow, name), getattr(deep, name)
-        return type(a)(a + (b - a) * scale)
-
-    plan = dataclasses.replace(
-        shallow, settings={**shallow.settings, "depth_probe": PROBE_DEPTHS}, argument_bytes=line("argument_bytes"),
-        temp_bytes=line("temp_bytes"), output_bytes=line("output_bytes") if compiled else 0,
-        code_bytes=line("code_bytes") if compiled else 0, flops=line("flops") if compiled else 0.0,
-        compile_seconds=shallow.compile_seconds + deep.compile_seconds)
-    plan.fits = plan.total_bytes <= plan.hbm_bytes
-    return plan
 
 
 def per_chip_bytes(tree) -> int:
@@ -180,7 +144,7 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
     batch_args = {name: jax.ShapeDtypeStruct((batch, length), jnp.int32, sharding=step.batch_sharding)
                   for name, length in lengths.items()}
     settings = {"batch": batch, "per_device": batch // (mesh.shape["data"] * mesh.shape["fsdp"]),
-                "remat": model_config.remat, "layers": model_config.num_layers}
+                "remat": model_config.remat}
     return compile_plan("train", step.fn.lower(state_args, batch_args), settings, slice_,
                         per_chip_bytes((state_args, batch_args)), dump_hlo)
 
@@ -188,7 +152,7 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
 def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The eval's greedy decoding of `eval.batch_size` questions, `eval.max_new_tokens` each, on the slice."""
     mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
-    model_config, graphdef, state, _ = model_and_params(config)
+    _, graphdef, state, _ = model_and_params(config)
     shardings = param_shardings(state, mesh)
     batch, new_tokens = config.eval.batch_size, config.eval.max_new_tokens
     rows = batch_sharding(mesh)
@@ -203,7 +167,7 @@ def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None =
         return greedy(nnx.merge(graphdef, params), ids, mask, new_tokens)
 
     lowered = jax.jit(decode).lower(params, ids, mask)
-    settings = {"batch": batch, "max_new_tokens": new_tokens, "layers": model_config.num_layers}
+    settings = {"batch": batch, "max_new_tokens": new_tokens}
     return compile_plan("decode", lowered, settings, slice_, per_chip_bytes((params, ids, mask)), dump_hlo)
 
 
@@ -296,9 +260,6 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
         print(json.dumps(record(plan, program_facts, slice_)) if _JSON.value else
               describe_plan(plan, program_facts, chip), flush=True)
 
-    def planned(planner, config: ConfigDict) -> Plan:
-        return depth_probed(planner, config) if _DEPTH_PROBE.value else planner(config)
-
     def train_planner(config: ConfigDict) -> Plan:
         return plan_train(config, slice_, _DUMP_HLO.value)
 
@@ -310,15 +271,15 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
     if _FIND_BATCH.value:
         found = {}
         for remat in (False, True):
-            found[remat], _ = find_batch(lambda c: planned(train_planner, c), config, chip.hbm_bytes, remat,
+            found[remat], _ = find_batch(train_planner, config, chip.hbm_bytes, remat,
                                          _MAX_BATCH.value, report)
         print(json.dumps({"largest_per_device_batch": found[False], "with_remat": found[True]}) if _JSON.value else
               f"largest per-device batch that fits: {found[False]} without remat, {found[True]} with remat")
         return 0 if max(found.values()) > 0 else 1
-    plans = [planned(train_planner, config)]
+    plans = [train_planner(config)]
     report(plans[-1])
     if _DECODE.value:
-        plans.append(planned(lambda c: plan_decode(c, slice_, _DUMP_HLO.value), config))
+        plans.append(plan_decode(config, slice_, _DUMP_HLO.value))
         report(plans[-1])
     return 0 if all(p.fits for p in plans) else 1
 

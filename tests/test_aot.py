@@ -60,7 +60,7 @@ def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled
     assert result.returncode == 0, result.stderr[-3000:]
     train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert train_row["program"] == "train" and decode_row["program"] == "decode"
-    assert train_row["settings"] == {"batch": 8, "per_device": 2, "remat": False, "layers": 2}
+    assert train_row["settings"] == {"batch": 8, "per_device": 2, "remat": False}
     train, decode = _compiled_here(v5e_2x2, per_device=2)
     for row, compiled in ((train_row, train), (decode_row, decode)):
         memory = compiled.memory_analysis()
