@@ -54,9 +54,9 @@ def _compiled_here(v5e_2x2, per_device: int):
     return train, decode
 
 
-def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled_memory(v5e_2x2):
+def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled_memory(v5e_2x2, tmp_path):
     result = python_module("eotd_jax.aot", *TINY, "--topology=v5e:2x2", "--config.train.per_device_batch_size=2",
-                           "--json")
+                           "--json", f"--dump_hlo={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert train_row["program"] == "train" and decode_row["program"] == "decode"
@@ -77,6 +77,9 @@ def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled
     # 8 rows of 192 tokens over 4 chips; the step's FLOPs per token are within a small factor of 6N.
     assert train_row["tokens_per_step"] == 8 * 192
     assert 0.5 < train_row["flops_per_token"] / (6 * train_row["params"]) < 3
+    dumped = sorted(path.name for path in tmp_path.iterdir())
+    assert dumped == ["decode_batch8_max_new_tokens16.hlo.txt", "train_batch8_per_device2_rematFalse.hlo.txt"]
+    assert all((tmp_path / name).read_text().startswith("HloModule") for name in dumped)
 
 
 def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
