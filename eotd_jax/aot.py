@@ -6,10 +6,11 @@
 
 The trainer's own step (`trainer.make_train_step`: model, parameter and optimizer
 shardings, donation) and the eval's greedy decoding are compiled by libtpu for
-the slice's devices (`pip install -e '.[tpu]'`; no TPU needed). Printed per
-chip: argument, temporary and total bytes against the chip's HBM, whether it
-fits, FLOPs per step from XLA's cost analysis, and the step time at 100% and
-50% of peak. Exit status 1 when a step does not fit, 2 on a bad config or topology.
+the slice's devices (`pip install -e '.[tpu]'`; no TPU needed; `h100-N` needs
+the CUDA plugin instead, no GPU). Printed per chip: argument, temporary and
+total bytes against the chip's HBM, whether it fits, FLOPs per step from XLA's
+cost analysis, and the step time at 100% and 50% of peak. Exit status 1 when a
+step does not fit, 2 on a bad config or topology.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
                                           lock_config=True)
-_TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice: v4-8, v5e-16, v5p-8, ... or raw v5e:4x4")
+_TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4) "
+                                "or h100-<N> GPUs (needs the CUDA plugin)")
 _FIND_BATCH = flags.DEFINE_bool("find_batch", False, "search the largest train.per_device_batch_size that fits, "
                                 "with and without remat (several compiles)")
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "--find_batch: the largest per-device batch tried")
@@ -60,7 +62,7 @@ class Plan:
     output_bytes: int  # outputs not aliased to donated arguments
     code_bytes: int
     hbm_bytes: int
-    flops: float  # per chip per step (0 when the compile ran out of memory)
+    flops: float  # per chip per step; 0 when the compile ran out of memory, and on GPUs (no cost analysis)
     compile_seconds: float
 
     @property
