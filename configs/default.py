@@ -14,8 +14,9 @@ from ml_collections import ConfigDict
 # (dotted name, default, meaning). Add a field here, once; read it in the code that needs it.
 FIELDS: tuple[tuple[str, object, str], ...] = (
     ("model", "t5-quickstart", "a named model shape (eotd_jax/model/config.py), used when init_from_hf is empty"),
-    ("model_overrides", {"dropout_rate": 0.0}, "T5Config fields replaced on the named model or the HF one "
-                                               "(dropout_rate, dtype: float32 | bfloat16, ...)"),
+    ("model_overrides", {"dropout_rate": 0.0, "remat": False},
+     "T5Config fields replaced on the named model or the HF one (dropout_rate, dtype: float32 | bfloat16, remat: "
+     "recompute each layer's activations in the backward pass, less memory for about 1/3 more FLOPs, ...)"),
     ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer)"),
     ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
     ("progress", True, "show a progress bar"),

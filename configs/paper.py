@@ -26,7 +26,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
         raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
     config = default.get_config()
     config.model = model
-    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16"})
+    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16", "remat": False})
     config.tokenizer = ""  # the tokenizer of init_from_hf
     config.data.dir = "data/gsm8k_teacher"
     config.data.thoughts = THOUGHTS[method]
@@ -35,7 +35,11 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.source_length = 512
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
-    config.train.batch_size = 16  # packed rows: about 110 examples a step
+    # Packed rows: about 110 examples a step. Planned with `python -m eotd_jax.aot` (docs/benchmarks.md): on a
+    # v5e-16, codet5-large at 1 row a chip uses about 8.4 of 15.75 GiB and 4 rows a chip do not fit without remat,
+    # so remat stays off (it would only buy a larger global batch, for 1/3 more FLOPs a token). Plan other
+    # slices and models before renting them; set train.per_device_batch_size from `--find_batch`.
+    config.train.batch_size = 16
     config.train.steps = 8_000  # about 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions)
     config.train.learning_rate = 5e-4 if "small" in model else 3e-4
     config.train.warmup_steps = 500

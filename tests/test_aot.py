@@ -85,10 +85,11 @@ def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled
 def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
     # 32k-token rows: the encoder's attention scores alone are hundreds of GiB per chip.
     result = python_module("eotd_jax.aot", *TINY, "--topology=v5e:2x2", "--config.data.source_length=32768",
-                           "--decode=false")
+                           "--decode=false", "--config.model_overrides.remat=true")
     assert result.returncode == 1, result.stderr[-3000:]
     verdict = [line for line in result.stdout.splitlines() if line.startswith("train step")]
     assert len(verdict) == 1 and "does not fit (short by" in verdict[0], result.stdout
+    assert "remat True" in verdict[0]  # remat does not rescue 32k-token attention
     assert "of 15.75 GiB HBM" in verdict[0]
 
 
