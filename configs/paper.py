@@ -36,8 +36,8 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
     # Packed rows: about 110 examples a step. Planned with `python -m eotd_jax.aot` (docs/benchmarks.md): on a
-    # v5e-16, codet5-large at 1 row a chip uses about 8.4 of 15.75 GiB and 4 rows a chip do not fit without remat,
-    # so remat stays off (it would only buy a larger global batch, for 1/3 more FLOPs a token). Plan other
+    # v5e-16, codet5-large at 1 row a chip uses about 8.4 of 15.75 GiB, 2 rows 14.8 GiB, and 4 rows do not fit
+    # without remat; remat stays off (it would only buy a larger global batch, for 1/3 more FLOPs a token). Plan other
     # slices and models before renting them; set train.per_device_batch_size from `--find_batch`.
     config.train.batch_size = 16
     config.train.steps = 8_000  # about 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions)
