@@ -38,7 +38,9 @@ setup(
         "transformers>=4.45,<6",  # tokenizers (AutoTokenizer) and, in tests, the PyTorch reference T5
     ],
     extras_require={
-        # JAX's own accelerator extras, inside the jax range above: libtpu for Cloud TPU VMs, CUDA 12 wheels for GPUs.
+        # JAX's own accelerator extras, inside the jax range above. libtpu: train on Cloud TPU VMs, and compile for
+        # TPU slices from any Linux host (python -m eotd_jax.aot). CUDA 12: train on GPUs; its plugin alone
+        # (jax-cuda12-plugin) also lets eotd_jax.aot compile for h100-N without a GPU.
         "tpu": ["jax[tpu]>=0.8,<0.11"],
         "cuda12": ["jax[cuda12]>=0.8,<0.11"],
         # Importing pytorch_model.bin checkpoints (CodeT5 ships no safetensors); the CPU build is enough:
@@ -50,6 +52,7 @@ setup(
             "torch==2.13.0",  # the reference for parity tests and benchmarks; the CPU build on this project's CI
             "pytest-timeout>=2.3,<3",
             "ruff>=0.6,<1",
+            "jax[tpu]>=0.8,<0.11",  # libtpu: tests/test_aot.py compiles for a TPU slice on the CPU host
         ],
     },
 )

@@ -27,7 +27,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
         raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
     config = default.get_config()
     config.model = model
-    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16"})
+    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16", "remat": False})
     config.tokenizer = ""  # the tokenizer of init_from_hf
     config.require_init_from_hf = True  # a CodeT5-shaped model from random weights on bytes is not the paper's run
     config.require_accelerator = True
@@ -38,10 +38,13 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.source_length = 512
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
-    # 4 packed rows (about 28 examples) per data-parallel device: a global batch of 32 rows on 8 chips, 128 on 32,
-    # so the config runs unchanged on any slice; scale train.steps and the learning rate with the chip count.
-    config.train.per_device_batch_size = 4
-    # About 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions) on 8 chips; 2000 on 16.
+    # Planned with `python -m eotd_jax.aot` (docs/benchmarks.md): codet5-large at 512/320 rows needs 14.8 of a
+    # v5e chip's 15.75 GiB at 2 rows a chip, and 4 rows do not fit without remat (a v5p chip holds 4 rows in 13.4 of
+    # 95.7 GiB: raise this there, from `--find_batch`). Remat stays off: it would only buy a larger batch for 1/3
+    # more FLOPs a token. 2 rows per data-parallel device is a global batch of 32 rows (about 220 examples) on a
+    # v5e-16 and 64 on 32 chips, so the config runs unchanged on any slice; scale steps and learning rate with it.
+    config.train.per_device_batch_size = 2
+    # About 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions) on 16 chips.
     config.train.steps = 4_000
     config.train.learning_rate = 5e-4 if "small" in model else 3e-4
     config.train.warmup_steps = 500

@@ -248,26 +248,49 @@ def use_compilation_cache(config: ConfigDict, workdir: str) -> None:
         jax.config.update("jax_compilation_cache_dir", directory)
 
 
+@dataclasses.dataclass
+class TrainStep:
+    """The jitted train step and the layout of the state it carries; the trainer and `eotd_jax.aot` share it."""
+
+    fn: object  # jax.jit of train_step: (state, batch) -> (state, metrics), the state donated
+    optimizer: optax.GradientTransformation
+    state_shapes: dict  # {params, opt_state, step} as jax.ShapeDtypeStruct
+    state_shardings: dict
+    batch_sharding: jax.sharding.NamedSharding
+
+
+def make_train_step(config: ConfigDict, model_config: T5Config, graphdef: nnx.GraphDef, params_shape,
+                    shardings: dict, mesh: jax.sharding.Mesh) -> TrainStep:
+    """The train step for params shaped `params_shape` placed by `shardings` on `mesh`; compiles nothing."""
+    optimizer = make_optimizer(config.train)
+    shapes = checkpoints.state_shapes(params_shape, optimizer)
+    # The optimizer state follows the parameters' shardings where shapes match (moments); the rest is replicated.
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    by_shape = {}
+    for leaf, sharding in zip(jax.tree.leaves(params_shape), jax.tree.leaves(shardings), strict=True):
+        by_shape.setdefault(leaf.shape, sharding)
+    opt_shardings = jax.tree.map(lambda x: by_shape.get(x.shape, replicated) if x.ndim else replicated,
+                                 shapes["opt_state"])
+    state_shardings = {"params": shardings, "opt_state": opt_shardings, "step": replicated}
+    batch_spec = batch_sharding(mesh)
+    step_fn = jax.jit(
+        functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
+                          start_token_id=model_config.decoder_start_token_id, seed=config.train.seed),
+        in_shardings=(state_shardings, batch_spec), out_shardings=(state_shardings, replicated), donate_argnums=0)
+    return TrainStep(step_fn, optimizer, shapes, state_shardings, batch_spec)
+
+
 def train(config: ConfigDict, workdir: str) -> dict:
     """The training loop; returns the last logged metrics."""
     use_compilation_cache(config, workdir)  # before the first compile, which fixes the cache for the process
     run = prepare(config)
-    optimizer = make_optimizer(config.train)
     schedule = learning_rate_schedule(config.train)
-    mesh, batch_spec = run.mesh, batch_sharding(run.mesh)
-    shapes = checkpoints.state_shapes(jax.eval_shape(run.initial_params), optimizer)
-    params_shape, opt_shape = shapes["params"], shapes["opt_state"]
-    # The optimizer state follows the parameters' shardings where shapes match (moments); the rest is replicated.
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    by_shape = {}
-    for leaf, sharding in zip(jax.tree.leaves(params_shape), jax.tree.leaves(run.param_shardings), strict=True):
-        by_shape.setdefault(leaf.shape, sharding)
-    opt_shardings = jax.tree.map(lambda x: by_shape.get(x.shape, replicated) if x.ndim else replicated, opt_shape)
-    state_shardings = {"params": run.param_shardings, "opt_state": opt_shardings, "step": replicated}
-    step_fn = jax.jit(
-        functools.partial(train_step, graphdef=run.graphdef, optimizer=optimizer,
-                          start_token_id=run.model_config.decoder_start_token_id, seed=config.train.seed),
-        in_shardings=(state_shardings, batch_spec), out_shardings=(state_shardings, replicated), donate_argnums=0)
+    jitted = make_train_step(config, run.model_config, run.graphdef, jax.eval_shape(run.initial_params),
+                             run.param_shardings, run.mesh)
+    optimizer, shapes, state_shardings = jitted.optimizer, jitted.state_shapes, jitted.state_shardings
+    step_fn, batch_spec = jitted.fn, jitted.batch_sharding
+    params_shape, opt_shardings = shapes["params"], state_shardings["opt_state"]
+    replicated = state_shardings["step"]
 
     manager = checkpoints.make_manager(workdir, config.checkpoint.keep, config.checkpoint.keep_best,
                                        config.checkpoint.asynchronous)

@@ -1,0 +1,290 @@
+"""Plan a run before renting it: compile the train step and the eval decode for a TPU slice on this CPU host.
+
+    python -m eotd_jax.aot --config=configs/paper.py:codet5-large,etd --topology=v5e-16
+    python -m eotd_jax.aot --config=configs/paper.py:codet5-base,etd --topology=v4-8 --find_batch
+    python -m eotd_jax.aot --config=... --topology=v5e:2x2 --config.train.per_device_batch_size=8 --dump_hlo=DIR
+
+The trainer's own step (`trainer.make_train_step`: model, parameter and optimizer
+shardings, donation) and the eval's greedy decoding are compiled by libtpu for
+the slice's devices (`pip install -e '.[tpu]'`; no TPU needed; `h100-N` needs
+the CUDA plugin instead, no GPU). Printed per chip: argument, temporary and
+total bytes against the chip's HBM, whether it fits, FLOPs per step from XLA's
+cost analysis, and the step time at 100% and 50% of peak. Exit status 1 when a
+step does not fit, 2 on a bad config or topology.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from flax import nnx
+from ml_collections import ConfigDict, config_flags
+
+from eotd_jax import checkpoints, slices
+from eotd_jax.model.decoding import greedy
+from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
+from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step, model_and_params
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
+                                          lock_config=True)
+_TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4) "
+                                "or h100-<N> GPUs (needs the CUDA plugin)")
+_FIND_BATCH = flags.DEFINE_bool("find_batch", False, "search the largest train.per_device_batch_size that fits, "
+                                "with and without remat (several compiles)")
+_MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "--find_batch: the largest per-device batch tried")
+_DECODE = flags.DEFINE_bool("decode", True, "also compile the eval decode (greedy, eval.batch_size x "
+                            "eval.max_new_tokens)")
+_DUMP_HLO = flags.DEFINE_string("dump_hlo", None, "write each compiled program's optimized HLO text here")
+_JSON = flags.DEFINE_bool("json", False, "print one JSON record per compile instead of the report")
+
+_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+@dataclasses.dataclass
+class Plan:
+    """One compiled program on one chip of the slice; bytes are per chip."""
+
+    program: str  # "train" or "decode"
+    settings: dict
+    fits: bool
+    argument_bytes: int
+    temp_bytes: int
+    output_bytes: int  # outputs not aliased to donated arguments
+    code_bytes: int
+    hbm_bytes: int
+    flops: float  # per chip per step; 0 when the compile ran out of memory, and on GPUs (no cost analysis)
+    compile_seconds: float
+
+    @property
+    def total_bytes(self) -> int:
+        return self.argument_bytes + self.temp_bytes + self.output_bytes + self.code_bytes
+
+
+def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, argument_bytes: int,
+                 dump_hlo: str | None = None) -> Plan:
+    """Compiles; an out-of-memory compile is a plan that does not fit, with the temporaries the compiler asked for."""
+    start = time.perf_counter()
+    hbm = slice_.chip.hbm_bytes
+    try:
+        compiled = lowered.compile()
+    except jax.errors.JaxRuntimeError as error:
+        found = re.search(r"temporaries \(([\d.]+)([KMGT])\)", str(error))
+        if "RESOURCE_EXHAUSTED" not in str(error) or not found:
+            raise
+        temp = int(float(found.group(1)) * _UNITS[found.group(2)])
+        return Plan(program, settings, False, argument_bytes, temp, 0, 0, hbm, 0.0, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    if dump_hlo:
+        os.makedirs(dump_hlo, exist_ok=True)
+        name = "_".join([program, *(f"{k}{v}" for k, v in settings.items())])
+        with open(os.path.join(dump_hlo, f"{name}.hlo.txt"), "w", encoding="utf-8") as file:
+            file.write(compiled.as_text())
+    flops = (compiled.cost_analysis() or {}).get("flops", 0.0)  # XLA:GPU gives none: take them from a TPU plan
+    plan = Plan(program, settings, True, memory.argument_size_in_bytes, memory.temp_size_in_bytes,
+                memory.output_size_in_bytes - memory.alias_size_in_bytes, memory.generated_code_size_in_bytes, hbm,
+                float(flops), seconds)
+    plan.fits = plan.total_bytes <= hbm
+    return plan
+
+
+def with_settings(config: ConfigDict, per_device_batch: int | None = None, remat: bool | None = None) -> ConfigDict:
+    """A copy of `config` with the per-device batch or remat replaced."""
+    config = copy.deepcopy(config)
+    with config.unlocked():
+        if per_device_batch is not None:
+            config.train.per_device_batch_size = per_device_batch
+        if remat is not None:
+            config.model_overrides.remat = remat
+    return config
+
+
+def per_chip_bytes(tree) -> int:
+    """Bytes one device holds of abstract arrays with shardings (the largest shard, as padding rounds up)."""
+    return sum(int(np.prod(x.sharding.shard_shape(x.shape))) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def train_mesh(config: ConfigDict, slice_: slices.Slice) -> tuple[jax.sharding.Mesh, int]:
+    """The config's mesh on the slice and its global batch, checked as the trainer checks them."""
+    mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
+    batch = global_batch_size(config, mesh)
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    if batch % data_parallel:
+        raise ConfigError(f"config.train.batch_size {batch} is not divisible by the {data_parallel} data-parallel "
+                          "devices (mesh data x fsdp); set config.train.per_device_batch_size instead")
+    return mesh, batch
+
+
+def train_facts(config: ConfigDict, slice_: slices.Slice) -> dict:
+    """What the step time and FLOPs-per-token figures need: parameters, mesh, tokens per step."""
+    mesh, batch = train_mesh(config, slice_)
+    model_config, _, state, _ = model_and_params(config)
+    return {"model": config.init_from_hf or config.model, "params": count_params(nnx.to_pure_dict(state)),
+            "dtype": model_config.dtype, "mesh": dict(mesh.shape),
+            "row_tokens": config.data.source_length + config.data.target_length}
+
+
+def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
+    """The trainer's step (`trainer.make_train_step`) for this config, compiled for the slice."""
+    mesh, batch = train_mesh(config, slice_)
+    model_config, graphdef, state, _ = model_and_params(config)
+    params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    step = make_train_step(config, model_config, graphdef, params_shape, param_shardings(state, mesh), mesh)
+    state_args = checkpoints.abstract_like(step.state_shapes, step.state_shardings)
+    lengths = {"inputs": config.data.source_length, "input_segments": config.data.source_length,
+               "targets": config.data.target_length, "target_segments": config.data.target_length}
+    batch_args = {name: jax.ShapeDtypeStruct((batch, length), jnp.int32, sharding=step.batch_sharding)
+                  for name, length in lengths.items()}
+    settings = {"batch": batch, "per_device": batch // (mesh.shape["data"] * mesh.shape["fsdp"]),
+                "remat": model_config.remat}
+    return compile_plan("train", step.fn.lower(state_args, batch_args), settings, slice_,
+                        per_chip_bytes((state_args, batch_args)), dump_hlo)
+
+
+def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
+    """The eval's greedy decoding of `eval.batch_size` questions, `eval.max_new_tokens` each, on the slice."""
+    mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
+    _, graphdef, state, _ = model_and_params(config)
+    shardings = param_shardings(state, mesh)
+    batch, new_tokens = config.eval.batch_size, config.eval.max_new_tokens
+    rows = batch_sharding(mesh)
+    if batch % (mesh.shape["data"] * mesh.shape["fsdp"]):
+        rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          nnx.to_pure_dict(state), shardings)
+    ids = jax.ShapeDtypeStruct((batch, config.data.source_length), jnp.int32, sharding=rows)
+    mask = jax.ShapeDtypeStruct((batch, config.data.source_length), jnp.bool_, sharding=rows)
+
+    def decode(params, ids, mask):
+        return greedy(nnx.merge(graphdef, params), ids, mask, new_tokens)
+
+    lowered = jax.jit(decode).lower(params, ids, mask)
+    settings = {"batch": batch, "max_new_tokens": new_tokens}
+    return compile_plan("decode", lowered, settings, slice_, per_chip_bytes((params, ids, mask)), dump_hlo)
+
+
+def find_batch(planner, config: ConfigDict, hbm_bytes: int, remat: bool, max_batch: int,
+               report=print) -> tuple[int, list[Plan]]:
+    """The largest per-device batch that fits; memory is close to linear in the batch, so each guess
+    interpolates the two nearest measured batches, then narrows between the largest fit and smallest miss."""
+    plans: dict[int, Plan] = {}
+
+    def measure(per_device: int) -> Plan:
+        plans[per_device] = planner(with_settings(config, per_device, remat))
+        report(plans[per_device])
+        return plans[per_device]
+
+    low, high = 0, max_batch + 1  # largest known fit, smallest known miss
+    guess = 1
+    while high - low > 1:
+        plan = measure(guess)
+        low, high = (guess, high) if plan.fits else (low, guess)
+        measured = sorted(plans)
+        if len(measured) < 2:
+            guess = min(2 * guess, high - 1) if plan.fits else high - 1
+            continue
+        a, b = (measured[0], measured[1]) if len(measured) == 2 else _nearest(measured, guess)
+        slope = (plans[b].total_bytes - plans[a].total_bytes) / (b - a)
+        predicted = a + (hbm_bytes - plans[a].total_bytes) / slope if slope > 0 else high - 1
+        guess = int(min(max(predicted, low + 1), high - 1))
+        if guess in plans:  # interpolation stalled: bisect
+            guess = (low + high) // 2
+    return low, [plans[b] for b in sorted(plans)]
+
+
+def _nearest(measured: list[int], around: int) -> tuple[int, int]:
+    pair = sorted(sorted(measured, key=lambda b: abs(b - around))[:2])
+    return pair[0], pair[1]
+
+
+def describe_plan(plan: Plan, facts: dict | None, chip: slices.Chip) -> str:
+    gib = slices.GIB
+    settings = ", ".join(f"{k} {v}" for k, v in plan.settings.items())
+    verdict = (f"fits ({(plan.hbm_bytes - plan.total_bytes) / gib:.2f} GiB free)" if plan.fits else
+               f"does not fit (short by {(plan.total_bytes - plan.hbm_bytes) / gib:.2f} GiB)")
+    lines = [f"{plan.program} step ({settings}), per chip: arguments {plan.argument_bytes / gib:.2f} GiB, "
+             f"temporaries {plan.temp_bytes / gib:.2f} GiB, outputs {plan.output_bytes / gib:.2f} GiB, "
+             f"code {plan.code_bytes / gib:.2f} GiB, total {plan.total_bytes / gib:.2f} GiB of "
+             f"{plan.hbm_bytes / gib:.2f} GiB HBM: {verdict}; compiler ran {plan.compile_seconds:.0f} s"]
+    if plan.program == "train" and plan.flops and facts:
+        chips = int(np.prod(list(facts["mesh"].values())))
+        seconds = plan.flops / chip.peak_flops
+        tokens = plan.settings["batch"] * facts["row_tokens"]
+        per_token = plan.flops * chips / tokens
+        lines.append(f"  {plan.flops:.3e} FLOPs per chip per step ({per_token:.3e} per token = "
+                     f"{per_token / (6 * facts['params']):.2f} x 6N); step time {seconds * 1e3:.1f} ms at 100% of "
+                     f"peak, {2 * seconds * 1e3:.1f} ms at 50%; {tokens / seconds / 2:,.0f} "
+                     "tokens/s at 50%")
+    return "\n".join(lines)
+
+
+def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
+    row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes}
+    if facts and plan.flops:
+        tokens = plan.settings["batch"] * facts["row_tokens"]
+        row.update(facts, tokens_per_step=tokens, flops_per_token=plan.flops * slice_.chips / tokens,
+                   step_seconds_at_50_percent=2 * plan.flops / slice_.chip.peak_flops)
+    return row
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    if _CONFIG.value is None or _TOPOLOGY.value is None:
+        sys.exit("error: --config and --topology are required")
+    jax.config.update("jax_platforms", "cpu")  # the host compiles; it must not try to open a TPU
+    logging.set_verbosity(logging.WARNING)
+    try:
+        slice_ = slices.load(_TOPOLOGY.value)
+        sys.exit(run(_CONFIG.value, slice_))
+    except (slices.SliceError, ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(config: ConfigDict, slice_: slices.Slice) -> int:
+    """Prints the plan; the exit status: 0 when every compiled step fits, 1 otherwise."""
+    chip = slice_.chip
+    facts = train_facts(config, slice_)  # checks the config before any compile
+
+    def report(plan: Plan) -> None:
+        program_facts = facts if plan.program == "train" else None
+        print(json.dumps(record(plan, program_facts, slice_)) if _JSON.value else
+              describe_plan(plan, program_facts, chip), flush=True)
+
+    def train_planner(config: ConfigDict) -> Plan:
+        return plan_train(config, slice_, _DUMP_HLO.value)
+
+    if not _JSON.value:
+        print(f"{slice_.name}: {slice_.topology}, {slice_.chips} chips of {chip.generation}, "
+              f"{chip.hbm_bytes / slices.GIB:.2f} GiB HBM and {chip.peak_flops / 1e12:.0f} TFLOP/s bf16 each\n"
+              f"{facts['model']} ({facts['params'] / 1e6:.1f}M params, {facts['dtype']}), mesh {facts['mesh']}, "
+              f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
+    if _FIND_BATCH.value:
+        found = {}
+        for remat in (False, True):
+            found[remat], _ = find_batch(train_planner, config, chip.hbm_bytes, remat,
+                                         _MAX_BATCH.value, report)
+        print(json.dumps({"largest_per_device_batch": found[False], "with_remat": found[True]}) if _JSON.value else
+              f"largest per-device batch that fits: {found[False]} without remat, {found[True]} with remat")
+        return 0 if max(found.values()) > 0 else 1
+    plans = [train_planner(config)]
+    report(plans[-1])
+    if _DECODE.value:
+        plans.append(plan_decode(config, slice_, _DUMP_HLO.value))
+        report(plans[-1])
+    return 0 if all(p.fits for p in plans) else 1
+
+
+if __name__ == "__main__":
+    app.run(main)

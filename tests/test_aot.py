@@ -1,0 +1,147 @@
+"""python -m eotd_jax.aot compiles the trainer's step and the eval decode for a real TPU topology (libtpu, no TPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+from runs import python_module
+
+import configs.quickstart
+from eotd_jax import checkpoints, slices
+from eotd_jax.aot import Plan, find_batch
+from eotd_jax.model.config import get_config
+from eotd_jax.model.decoding import greedy
+from eotd_jax.model.sharding import make_mesh, param_shardings
+from eotd_jax.model.t5 import T5
+from eotd_jax.trainer import make_train_step
+
+TINY = ["--config=configs/quickstart.py", "--config.model=t5-tiny", "--config.data.source_length=128",
+        "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
+
+
+@pytest.fixture(scope="module")
+def v5e_2x2() -> slices.Slice:
+    try:
+        return slices.load("v5e:2x2")
+    except slices.SliceError as error:
+        pytest.skip(f"libtpu cannot load here ({error}); pip install -e '.[tpu]'")
+
+
+def _compiled_here(v5e_2x2, per_device: int):
+    """The same programs compiled in this process straight from the trainer and the decoder, for comparison."""
+    config = configs.quickstart.get_config()
+    config.train.per_device_batch_size = per_device
+    mesh = make_mesh((-1, 1, 1), v5e_2x2.devices)
+    model_config = get_config("t5-tiny", dropout_rate=0.0)
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
+    shardings = param_shardings(state, mesh)
+    params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    step = make_train_step(config, model_config, graphdef, params, shardings, mesh)
+    rows = 4 * per_device
+    batch = {name: jax.ShapeDtypeStruct((rows, length), jnp.int32, sharding=step.batch_sharding)
+             for name, length in (("inputs", 128), ("input_segments", 128), ("targets", 64),
+                                  ("target_segments", 64))}
+    train = step.fn.lower(checkpoints.abstract_like(step.state_shapes, step.state_shardings), batch).compile()
+    placed = checkpoints.abstract_like(params, shardings)
+    ids = jax.ShapeDtypeStruct((8, 128), jnp.int32, sharding=step.batch_sharding)
+    mask = jax.ShapeDtypeStruct((8, 128), jnp.bool_, sharding=step.batch_sharding)
+    decode = jax.jit(lambda p, i, m: greedy(nnx.merge(graphdef, p), i, m, 16)).lower(placed, ids, mask).compile()
+    return train, decode
+
+
+def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled_memory(v5e_2x2, tmp_path):
+    result = python_module("eotd_jax.aot", *TINY, "--topology=v5e:2x2", "--config.train.per_device_batch_size=2",
+                           "--json", f"--dump_hlo={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert train_row["program"] == "train" and decode_row["program"] == "decode"
+    assert train_row["settings"] == {"batch": 8, "per_device": 2, "remat": False}
+    train, decode = _compiled_here(v5e_2x2, per_device=2)
+    for row, compiled in ((train_row, train), (decode_row, decode)):
+        memory = compiled.memory_analysis()
+        assert row["argument_bytes"] == memory.argument_size_in_bytes > 0
+        assert row["temp_bytes"] == memory.temp_size_in_bytes
+        assert row["code_bytes"] == memory.generated_code_size_in_bytes > 0
+        assert row["output_bytes"] == memory.output_size_in_bytes - memory.alias_size_in_bytes
+        assert row["total_bytes"] == (memory.argument_size_in_bytes + memory.temp_size_in_bytes + row["output_bytes"]
+                                      + memory.generated_code_size_in_bytes)
+        assert row["fits"] and row["hbm_bytes"] == int(15.75 * 2**30)
+    assert train_row["flops"] == pytest.approx(train.cost_analysis()["flops"])
+    # The donated state comes back in place: only the metrics (a few padded scalars) are new outputs.
+    assert train_row["output_bytes"] <= 8192 < train_row["argument_bytes"]
+    # 8 rows of 192 tokens over 4 chips; the step's FLOPs per token are within a small factor of 6N.
+    assert train_row["tokens_per_step"] == 8 * 192
+    assert 0.5 < train_row["flops_per_token"] / (6 * train_row["params"]) < 3
+    dumped = sorted(path.name for path in tmp_path.iterdir())
+    assert dumped == ["decode_batch8_max_new_tokens16.hlo.txt", "train_batch8_per_device2_rematFalse.hlo.txt"]
+    assert all((tmp_path / name).read_text().startswith("HloModule") for name in dumped)
+
+
+def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
+    # 32k-token rows: the encoder's attention scores alone are hundreds of GiB per chip.
+    result = python_module("eotd_jax.aot", *TINY, "--topology=v5e:2x2", "--config.data.source_length=32768",
+                           "--decode=false", "--config.model_overrides.remat=true")
+    assert result.returncode == 1, result.stderr[-3000:]
+    verdict = [line for line in result.stdout.splitlines() if line.startswith("train step")]
+    assert len(verdict) == 1 and "does not fit (short by" in verdict[0], result.stdout
+    assert "remat True" in verdict[0]  # remat does not rescue 32k-token attention
+    assert "of 15.75 GiB HBM" in verdict[0]
+
+
+@pytest.mark.parametrize("fixed_gib, per_row_gib, curve, expected", [
+    (1.0, 0.9, 0.0, 16),  # 1 + 0.9 * 16 = 15.4 GiB fits in 15.75, 17 rows do not
+    (2.0, 0.5, 0.004, 23),  # memory a little convex in the batch, as XLA's buffers are
+    (16.0, 0.1, 0.0, 0),  # the state alone does not fit
+    (0.1, 0.01, 0.0, 64),  # everything up to --max_batch fits
+])
+def test_find_batch_ends_between_the_largest_fit_and_the_smallest_miss(fixed_gib, per_row_gib, curve, expected):
+    """The search itself, on memory curves of known shape: exact, and a handful of compiles, not a scan."""
+    hbm = int(15.75 * 2**30)
+    planned = []
+
+    def planner(config) -> Plan:
+        rows = config.train.per_device_batch_size
+        planned.append(rows)
+        total = int((fixed_gib + per_row_gib * rows + curve * rows * rows) * 2**30)
+        return Plan("train", {"per_device": rows}, total <= hbm, 0, total, 0, 0, hbm, 1.0, 0.0)
+
+    best, plans = find_batch(planner, configs.quickstart.get_config(), hbm, remat=False, max_batch=64,
+                             report=lambda plan: None)
+    assert best == expected, planned
+    assert [p.settings["per_device"] for p in plans] == sorted(set(planned))
+    assert len(planned) <= 6, planned
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--topology=v9-8"], "unknown topology 'v9-8'"),
+    (["--topology=v5e:2x2", "--config.mesh.shape=(3,1,1)"], "needs 3 devices, there are 4"),
+    (["--topology=v5e:2x2", "--config.train.batch_size=6"], "not divisible by the 4 data-parallel devices"),
+])
+def test_bad_input_is_one_line_error(flags, message):
+    result = python_module("eotd_jax.aot", *TINY, *flags)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, result.stderr[-2000:]
+
+
+def test_the_train_step_compiles_for_h100s_without_a_gpu():
+    """XLA:GPU compiles from a target config (an H100's) when the CUDA plugin is installed; no GPU, no CUDA."""
+    if importlib.util.find_spec("jax_cuda12_plugin") is None:
+        pytest.skip("the CUDA plugin is not installed (pip install -e '.[cuda12]' or jax-cuda12-plugin)")
+    result = python_module("eotd_jax.aot", *TINY, "--topology=h100-2", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert train_row["fits"] and decode_row["fits"] and train_row["argument_bytes"] > 0
+    assert train_row["hbm_bytes"] == int(0.75 * 84929347584) and train_row["settings"]["batch"] == 16
+
+
+def test_missing_libtpu_is_named(monkeypatch):
+    real = slices.importlib.util.find_spec
+    monkeypatch.setattr(slices.importlib.util, "find_spec", lambda name: None if name == "libtpu" else real(name))
+    with pytest.raises(slices.SliceError, match=r"libtpu is not installed.*pip install -e '\.\[tpu\]'"):
+        slices.load("v5e-16")
