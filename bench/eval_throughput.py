@@ -18,6 +18,7 @@ from flax import nnx
 
 from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.evaluation import DecodeSettings, generate, score
+from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.config import get_config
 from eotd_jax.model.t5 import T5
 from eotd_jax.strategies import STRATEGIES
@@ -36,9 +37,9 @@ def main(argv):
     tokenizer, settings = ByteTokenizer(), DecodeSettings(max_new_tokens=_MAX_NEW_TOKENS.value, batch_size=32)
     questions = [p.question for p in problems]
     for thought in ("cot", "pot", "eot"):
-        generate(model, tokenizer, questions[:32], thought, settings)  # compile
+        generate(model, tokenizer, questions[:32], thought, settings, StudentInput())  # compile
     start = time.perf_counter()
-    rationales = {t: generate(model, tokenizer, questions, t, settings) for t in ("cot", "pot", "eot")}
+    rationales = {t: generate(model, tokenizer, questions, t, settings, StudentInput()) for t in ("cot", "pot", "eot")}
     decode_seconds = time.perf_counter() - start
     with SandboxPool() as pool:
         start = time.perf_counter()

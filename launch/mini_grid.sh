@@ -23,7 +23,7 @@ fi
 if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
   "$PYTHON" -m eotd_jax.train_tokenizer --data="$DATA" --out="$TOKENIZER"
 fi
-declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]=cot,pot,eot,etd,vote)
+declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]="cot,pot,eot,etd,vote")
 for method in $METHODS; do
   echo "== $method: training $STEPS steps"
   "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$GRID/$method" \

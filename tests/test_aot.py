@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 from runs import python_module
 
-import configs.quickstart
+import configs.default
 from eotd_jax import checkpoints, slices
 from eotd_jax.aot import Plan, find_batch
 from eotd_jax.model.config import get_config
@@ -20,7 +20,7 @@ from eotd_jax.model.sharding import make_mesh, param_shardings
 from eotd_jax.model.t5 import T5
 from eotd_jax.trainer import make_train_step
 
-TINY = ["--config=configs/quickstart.py", "--config.model=t5-tiny", "--config.data.source_length=128",
+TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
 
 
@@ -34,7 +34,7 @@ def v5e_2x2() -> slices.Slice:
 
 def _compiled_here(v5e_2x2, per_device: int):
     """The same programs compiled in this process straight from the trainer and the decoder, for comparison."""
-    config = configs.quickstart.get_config()
+    config = configs.default.get_config()
     config.train.per_device_batch_size = per_device
     mesh = make_mesh((-1, 1, 1), v5e_2x2.devices)
     model_config = get_config("t5-tiny", dropout_rate=0.0)
@@ -110,7 +110,7 @@ def test_find_batch_ends_between_the_largest_fit_and_the_smallest_miss(fixed_gib
         total = int((fixed_gib + per_row_gib * rows + curve * rows * rows) * 2**30)
         return Plan("train", {"per_device": rows}, total <= hbm, 0, total, 0, 0, hbm, 1.0, 0.0)
 
-    best, plans = find_batch(planner, configs.quickstart.get_config(), hbm, remat=False, max_batch=64,
+    best, plans = find_batch(planner, configs.default.get_config(), hbm, remat=False, max_batch=64,
                              report=lambda plan: None)
     assert best == expected, planned
     assert [p.settings["per_device"] for p in plans] == sorted(set(planned))

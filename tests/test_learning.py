@@ -72,7 +72,8 @@ def test_a_tiny_student_learns_to_answer_held_out_questions(tmp_path, pool):
     student = load_student(str(workdir))
     held_out = [p for p in _problems(60, seed=2) if p.question not in {q.question for q in training}]
     records = answer_questions(student.model, student.tokenizer, held_out, ["pot", "eot"], ["pot", "eot", "etd"],
-                               pool, DecodeSettings(max_source_length=64, max_new_tokens=24, batch_size=32))
+                               pool, DecodeSettings(max_source_length=64, max_new_tokens=24, batch_size=32),
+                               student.student_input)
     scores = {strategy: accuracy(records, strategy) for strategy in ("pot", "eot", "etd")}
     wrong = [r["thoughts"]["pot"][0]["text"] for r in records if not r["correct"]["etd"]][:3]
     assert scores["etd"] >= REQUIRED_ACCURACY, f"{scores} after {STEPS} steps; wrong, e.g.: {wrong}"
