@@ -31,6 +31,7 @@ import gc
 import importlib
 import io
 import json
+import math
 import os
 import select
 import signal
@@ -258,10 +259,15 @@ def _serve_one(control: socket.socket, message: bytes, child: _Spare, confinemen
     except BrokenPipeError:
         pass  # the child failed to confine itself and exited: its status says so
     os.close(child.request_fd)
-    timed_out = not select.select([child.pidfd], [], [], float(json.loads(message)["wall_seconds"]))[0]
+    request = json.loads(message)
+    timed_out = not select.select([child.pidfd], [], [], float(request["wall_seconds"]))[0]
     if timed_out:
         signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
-    _, status = os.waitpid(child.pid, 0)
+    _, status, usage = os.wait4(child.pid, 0)
+    # The kernel's SIGKILL at the hard RLIMIT_CPU (a program that ignored SIGXCPU) is a timeout too, not a crash.
+    cpu_killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL \
+        and usage.ru_utime + usage.ru_stime >= math.ceil(float(request["cpu_seconds"])) + 1
+    timed_out = timed_out or cpu_killed
     os.close(child.pidfd)
     _empty(confinement.scratch)
     try:
