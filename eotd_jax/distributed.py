@@ -229,11 +229,15 @@ def main(argv):
     from jax.experimental import multihost_utils
 
     indices = multihost_utils.process_allgather(jax.numpy.int32(jax.process_index()))
-    print(json.dumps({"environment": cluster.environment if cluster else "none",
+    # One write per line: the processes of a job share one log file, and print() under PYTHONUNBUFFERED writes
+    # the line and its newline separately, so two processes' lines could run together.
+    view = json.dumps({"environment": cluster.environment if cluster else "none",
                       "local_device_ids": list(cluster.local_device_ids or []) if cluster else [],
                       "process_index": jax.process_index(), "process_count": jax.process_count(),
                       "local_devices": [d.id for d in jax.local_devices()], "device_count": jax.device_count(),
-                      "platform": jax.default_backend(), "all_process_indices": [int(i) for i in indices]}))
+                      "platform": jax.default_backend(), "all_process_indices": [int(i) for i in indices]})
+    sys.stdout.write(view + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
