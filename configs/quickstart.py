@@ -24,11 +24,11 @@ def get_config(method: str = "etd") -> ConfigDict:
     config.tokenizer = "workdir/quickstart/tokenizer"  # python -m eotd_jax.train_tokenizer writes it
     config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048})  # the BPE's 2,048 ids
     config.data.thoughts = THOUGHTS[method]
-    # BPE sources average 48 tokens, targets 25 (CoT up to ~76): rows of 128 / 80 hold two examples.
+    # BPE sources average 50 tokens, targets 28 (CoT up to ~66): rows of 128 / 80 hold two examples.
     config.data.source_length = 128
     config.data.target_length = 80
     config.train.batch_size = 32
-    config.train.steps = 1200
+    config.train.steps = 2000  # about 10 minutes on 2 cores; validation ETD was 45% at 1,200 steps
     config.train.learning_rate = 3e-3
     config.train.warmup_steps = 60
     config.eval.datasets = "synthetic/validation"

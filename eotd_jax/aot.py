@@ -40,7 +40,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config
 _TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4) "
                                 "or h100-<N> GPUs (needs the CUDA plugin)")
 _FIND_BATCH = flags.DEFINE_bool("find_batch", False, "search the largest train.per_device_batch_size that fits, "
-                                "with and without remat (several compiles)")
+                                "with and without remat, starting from the config's (several compiles)")
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "--find_batch: the largest per-device batch tried")
 _DECODE = flags.DEFINE_bool("decode", True, "also compile the eval decode (greedy, eval.batch_size x "
                             "eval.max_new_tokens)")
@@ -175,8 +175,9 @@ def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None =
 
 def find_batch(planner, config: ConfigDict, hbm_bytes: int, remat: bool, max_batch: int,
                report=print) -> tuple[int, list[Plan]]:
-    """The largest per-device batch that fits; memory is close to linear in the batch, so each guess
-    interpolates the two nearest measured batches, then narrows between the largest fit and smallest miss."""
+    """The largest per-device batch that fits, starting from the config's; memory is close to linear in the batch,
+    so each guess interpolates the two nearest measured batches, then narrows between the largest fit and smallest
+    miss."""
     plans: dict[int, Plan] = {}
 
     def measure(per_device: int) -> Plan:
@@ -185,7 +186,7 @@ def find_batch(planner, config: ConfigDict, hbm_bytes: int, remat: bool, max_bat
         return plans[per_device]
 
     low, high = 0, max_batch + 1  # largest known fit, smallest known miss
-    guess = 1
+    guess = min(max(config.train.per_device_batch_size, 1), max_batch)  # the config's own batch is measured first
     while high - low > 1:
         plan = measure(guess)
         low, high = (guess, high) if plan.fits else (low, guess)
@@ -270,20 +271,25 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
               f"{chip.hbm_bytes / slices.GIB:.2f} GiB HBM and {chip.peak_flops / 1e12:.0f} TFLOP/s bf16 each\n"
               f"{facts['model']} ({facts['params'] / 1e6:.1f}M params, {facts['dtype']}), mesh {facts['mesh']}, "
               f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
+    status = 0
     if _FIND_BATCH.value:
         found = {}
         for remat in (False, True):
             found[remat], _ = find_batch(train_planner, config, chip.hbm_bytes, remat,
                                          _MAX_BATCH.value, report)
         print(json.dumps({"largest_per_device_batch": found[False], "with_remat": found[True]}) if _JSON.value else
-              f"largest per-device batch that fits: {found[False]} without remat, {found[True]} with remat")
-        return 0 if max(found.values()) > 0 else 1
-    plans = [train_planner(config)]
-    report(plans[-1])
+              f"largest per-device batch that fits: {found[False]} without remat, {found[True]} with remat",
+              flush=True)
+        status = 0 if max(found.values()) > 0 else 1
+    else:
+        plan = train_planner(config)
+        report(plan)
+        status = 0 if plan.fits else 1
     if _DECODE.value:
-        plans.append(plan_decode(config, slice_, _DUMP_HLO.value))
-        report(plans[-1])
-    return 0 if all(p.fits for p in plans) else 1
+        plan = plan_decode(config, slice_, _DUMP_HLO.value)
+        report(plan)
+        status = status if plan.fits else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Remat (`T5Config.remat`, set through `config.model_overrides`) recomputes activations: same loss, same grads."""
+"""Remat (`T5Config.remat`, set through `config.model_overrides`) recomputes activations: same loss, same grads; and
+the dropout it recomputes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from flax import nnx
 
 from eotd_jax.model.config import get_config
-from eotd_jax.model.t5 import T5
+from eotd_jax.model.t5 import T5, _dropout
 from eotd_jax.trainer import loss_and_metrics
 
 
@@ -52,3 +53,13 @@ def test_remat_is_in_the_compiled_backward_pass():
         compiled = jax.jit(jax.grad(loss)).lower(params, _packed_batch(), None).compile()
         flops[remat] = compiled.cost_analysis()["flops"]
     assert flops[True] > 1.1 * flops[False]
+
+
+def test_dropout_drops_the_rate_rounded_to_a_byte_and_keeps_the_mean():
+    x = jnp.ones((1024, 1024), jnp.float32)
+    first, second = _dropout(x, 0.1, jax.random.key(0)), _dropout(x, 0.1, jax.random.key(1))
+    for y in (first, second):
+        assert abs(float(jnp.mean(y == 0)) - 26 / 256) < 0.002  # 0.1 rounds to 26/256
+        assert abs(float(jnp.mean(y)) - 1.0) < 0.005  # kept values scaled by the exact keep fraction
+    assert float(jnp.mean((first == 0) != (second == 0))) > 0.1  # each key its own mask
+    assert _dropout(x, 0.0, jax.random.key(0)) is x and _dropout(x, 0.1, None) is x

@@ -30,7 +30,9 @@ def test_the_binary_writes_a_tokenizer_that_transformers_and_the_trainer_load(tm
     hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "tok"), local_files_only=True)
     assert [hf.pad_token_id, hf.eos_token_id, hf.unk_token_id] == [0, 1, 2] and len(hf) == 400
     assert hf("ans = 37")["input_ids"][-1] == 1  # like T5's, the template appends EOS
-    assert "Ġ37" in hf.tokenize("Ava has 37 apples") and "Ġ37" in hf.tokenize("ans = 37 + 25")
+    # A number is one token, the same wherever it stands: after a space, "$", "(" or "*", and at a line start.
+    assert "37" in hf.tokenize("Ava has 37 apples") and "37" in hf.tokenize("ans = 37 + 25")
+    assert [hf.tokenize(text).count("37") for text in ("pays $37.", "(37+2)", "2*37=74", "37 = ans")] == [1] * 4
 
     tokenizer = load_tokenizer(str(tmp_path / "tok"))
     for text in [*training_texts(_records(5)), "Zoë paid €1,234.50 — 7%\n\tdone", "x=1\n\n% comment: y"]:
@@ -42,6 +44,7 @@ def test_the_binary_writes_a_tokenizer_that_transformers_and_the_trainer_load(tm
 def test_single_digits_makes_every_digit_a_token():
     tokenizer = train_bpe(training_texts(_records(300)), 400, single_digits=True)
     assert tokenizer.tokenize("ans = 37 + 25") == ["ans", "Ġ=", "Ġ", "3", "7", "Ġ+", "Ġ", "2", "5"]
+    assert tokenizer.tokenize("$37") == ["$", "3", "7"]
     assert tokenizer.decode(tokenizer("x = 372 / 12")["input_ids"], skip_special_tokens=True) == "x = 372 / 12"
 
 
