@@ -4,13 +4,13 @@
 # quickstart's synthetic data and tokenizer, each evaluated on 200 in-distribution test problems and 200 of
 # templates never trained on (ETD with its fallback, and majority vote); then a Markdown table and a plot:
 # workdir/mini_grid/results.md and results.png. Run after launch/quickstart.sh (it reuses its .venv, data and
-# tokenizer, and builds them when missing). Environment: STEPS (1200), LIMIT (200 test questions per split),
-# METHODS ("cotd potd eotd etd"), GRID (workdir/mini_grid), DATA, TOKENIZER, PYTHON; extra arguments go to every
-# trainer. Re-running resumes: finished trainings and evals are kept.
+# tokenizer, and builds them when missing). Environment: STEPS (default: the quickstart config's), LIMIT (200
+# test questions per split), METHODS ("cotd potd eotd etd"), GRID (workdir/mini_grid), DATA, TOKENIZER, PYTHON;
+# extra arguments go to every trainer. Re-running resumes: finished trainings and evals are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-STEPS=${STEPS:-1200}
+STEPS=${STEPS:-}
 LIMIT=${LIMIT:-200}
 METHODS=${METHODS:-cotd potd eotd etd}
 GRID=${GRID:-workdir/mini_grid}
@@ -25,9 +25,9 @@ if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
 fi
 declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]="cot,pot,eot,etd,vote")
 for method in $METHODS; do
-  echo "== $method: training $STEPS steps"
+  echo "== $method: training ${STEPS:-the quickstart config} steps"
   "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$GRID/$method" \
-      --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" --config.train.steps="$STEPS" \
+      --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" ${STEPS:+--config.train.steps="$STEPS"} \
       --config.progress=false "$@"
   echo "== $method: evaluating"
   "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$GRID/$method" --step=best --eval_dir="$GRID/$method/eval" \
