@@ -1,6 +1,6 @@
 """Quickstart: a tiny T5 with a BPE learnt on its training texts, on the synthetic benchmark, minutes on 2 CPU cores.
 
-    python -m data_gen.build --dataset=synthetic --synthetic_count=12000 --out=workdir/quickstart/data
+    python -m data_gen.build --dataset=synthetic --synthetic_count=4000 --out=workdir/quickstart/data
     python -m eotd_jax.train_tokenizer --data=workdir/quickstart/data --out=workdir/quickstart/tokenizer
     python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train
 

@@ -17,7 +17,7 @@ GRID=${GRID:-workdir/mini_grid}
 DATA=${DATA:-workdir/quickstart/data}
 TOKENIZER=${TOKENIZER:-workdir/quickstart/tokenizer}
 if [ ! -f "$DATA/manifest.json" ]; then
-  "$PYTHON" -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=12000 --thoughts=cot,pot,eot \
+  "$PYTHON" -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=4000 --thoughts=cot,pot,eot \
       --out="$DATA" --progress=false
 fi
 if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
