@@ -38,8 +38,8 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.source_length = 512
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
-    # Planned with `python -m eotd_jax.aot` (docs/benchmarks.md): codet5-large at 512/320 rows needs 14.8 of a
-    # v5e chip's 15.75 GiB at 2 rows a chip, and 4 rows do not fit without remat (a v5p chip holds 4 rows in 13.4 of
+    # Planned with `python -m eotd_jax.aot` (docs/benchmarks.md): codet5-large at 512/320 rows needs 14.9 of a
+    # v5e chip's 15.75 GiB at 2 rows a chip, and 3 rows do not fit without remat (a v5p chip holds 4 rows in 13.4 of
     # 95.7 GiB: raise this there, from `--find_batch`). Remat stays off: it would only buy a larger batch for 1/3
     # more FLOPs a token. 2 rows per data-parallel device is a global batch of 32 rows (about 220 examples) on a
     # v5e-16 and 64 on 32 chips, so the config runs unchanged on any slice; scale steps and learning rate with it.
