@@ -21,13 +21,14 @@ import time
 
 from absl import app, flags
 
+from eotd_jax.slices import GIB
+
 flags.DEFINE_string("out", "workdir/plan_grid", "directory for each cell's JSON records and grid.md")
 flags.DEFINE_list("models", ["codet5-large", "codet5-base", "codet5-small", "flan-t5-large"], "paper.MODELS")
 flags.DEFINE_list("slices", ["v4-8", "v5e-8", "v5e-16", "v5p-8"], "slice names (eotd_jax.slices)")
 flags.DEFINE_string("method", "etd", "configs/paper.py method")
 flags.DEFINE_bool("table_only", False, "compile nothing: build the table from the complete cells")
 FLAGS = flags.FLAGS
-GIB = 2**30
 
 
 def cell_path(model: str, slice_name: str) -> str:

@@ -271,7 +271,6 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
               f"{chip.hbm_bytes / slices.GIB:.2f} GiB HBM and {chip.peak_flops / 1e12:.0f} TFLOP/s bf16 each\n"
               f"{facts['model']} ({facts['params'] / 1e6:.1f}M params, {facts['dtype']}), mesh {facts['mesh']}, "
               f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
-    status = 0
     if _FIND_BATCH.value:
         found = {}
         for remat in (False, True):
