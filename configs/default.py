@@ -16,9 +16,10 @@ from eotd_jax.input.student_input import SELECTORS, TEMPLATE
 # (dotted name, default, meaning). Add a field here, once; read it in the code that needs it.
 FIELDS: tuple[tuple[str, object, str], ...] = (
     ("model", "t5-quickstart", "a named model shape (eotd_jax/model/config.py), used when init_from_hf is empty"),
-    ("model_overrides", {"dropout_rate": 0.0, "remat": False},
+    ("model_overrides", {"dropout_rate": 0.0, "remat": False, "scan_layers": True},
      "T5Config fields replaced on the named model or the HF one (dropout_rate, dtype: float32 | bfloat16, remat: "
-     "recompute each layer's activations in the backward pass, less memory for about 1/3 more FLOPs, ...)"),
+     "recompute each layer's activations in the backward pass, less memory for about 1/3 more FLOPs, scan_layers: "
+     "compile one layer and loop over them, not every layer unrolled, ...)"),
     ("init_from_hf", "", "a local Hugging Face model directory to start from (weights and tokenizer); empty or "
                          "'none': random weights"),
     ("require_init_from_hf", False, "refuse an empty init_from_hf (a config that fine-tunes a pretrained student; "

@@ -27,7 +27,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
         raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
     config = default.get_config()
     config.model = model
-    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16", "remat": False})
+    config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16", "remat": False, "scan_layers": True})
     config.tokenizer = ""  # the tokenizer of init_from_hf
     config.require_init_from_hf = True  # a CodeT5-shaped model from random weights on bytes is not the paper's run
     config.require_accelerator = True

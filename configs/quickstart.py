@@ -22,7 +22,8 @@ def get_config(method: str = "etd") -> ConfigDict:
         raise ValueError(f"configs/quickstart.py:<method> with method in {tuple(THOUGHTS)}, not {method!r}")
     config = default.get_config()
     config.tokenizer = "workdir/quickstart/tokenizer"  # python -m eotd_jax.train_tokenizer writes it
-    config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048})  # the BPE's 2,048 ids
+    # The BPE's 2,048 ids; 3 unrolled layers compile in seconds and step ~10% faster on a CPU than scanned ones.
+    config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048, "scan_layers": False})
     config.data.thoughts = THOUGHTS[method]
     # BPE sources average 50 tokens, targets 28 (CoT up to ~66): rows of 128 / 80 hold two examples.
     config.data.source_length = 128

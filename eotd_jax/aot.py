@@ -24,6 +24,7 @@ import sys
 import time
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
@@ -62,7 +63,7 @@ class Plan:
     output_bytes: int  # outputs not aliased to donated arguments
     code_bytes: int
     hbm_bytes: int
-    flops: float  # per chip per step; 0 when the compile ran out of memory, and on GPUs (no cost analysis)
+    flops: float  # per chip per step: train, matmul FLOPs (`matmul_flops`); decode, XLA's count (0 on GPUs)
     compile_seconds: float
 
     @property
@@ -70,9 +71,25 @@ class Plan:
         return self.argument_bytes + self.temp_bytes + self.output_bytes + self.code_bytes
 
 
+def matmul_flops(jaxpr: jax.core.Jaxpr) -> float:
+    """The matrix-multiply FLOPs of a program (2 per multiply-add), a scan's body counted once per iteration.
+
+    XLA's cost analysis counts a loop body once, so it cannot count a model whose layers are scanned."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * np.prod(eqn.outvars[0].aval.shape, dtype=float) * np.prod([lhs[d] for d in contracting])
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            total += matmul_flops(sub) * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+    return total
+
+
 def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, argument_bytes: int,
-                 dump_hlo: str | None = None) -> Plan:
-    """Compiles; an out-of-memory compile is a plan that does not fit, with the temporaries the compiler asked for."""
+                 dump_hlo: str | None = None, flops: float | None = None) -> Plan:
+    """Compiles; an out-of-memory compile is a plan that does not fit, with the temporaries the compiler asked for.
+    `flops` per chip, or None for XLA's count."""
     start = time.perf_counter()
     hbm = slice_.chip.hbm_bytes
     try:
@@ -82,7 +99,8 @@ def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, ar
         if "RESOURCE_EXHAUSTED" not in str(error) or not found:
             raise
         temp = int(float(found.group(1)) * _UNITS[found.group(2)])
-        return Plan(program, settings, False, argument_bytes, temp, 0, 0, hbm, 0.0, time.perf_counter() - start)
+        return Plan(program, settings, False, argument_bytes, temp, 0, 0, hbm, flops or 0.0,
+                    time.perf_counter() - start)
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
     if dump_hlo:
@@ -90,7 +108,8 @@ def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, ar
         name = "_".join([program, *(f"{k}{v}" for k, v in settings.items())])
         with open(os.path.join(dump_hlo, f"{name}.hlo.txt"), "w", encoding="utf-8") as file:
             file.write(compiled.as_text())
-    flops = (compiled.cost_analysis() or {}).get("flops", 0.0)  # XLA:GPU gives none: take them from a TPU plan
+    if flops is None:
+        flops = (compiled.cost_analysis() or {}).get("flops", 0.0)  # XLA:GPU gives none
     plan = Plan(program, settings, True, memory.argument_size_in_bytes, memory.temp_size_in_bytes,
                 memory.output_size_in_bytes - memory.alias_size_in_bytes, memory.generated_code_size_in_bytes, hbm,
                 float(flops), seconds)
@@ -147,8 +166,9 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
                   for name, length in lengths.items()}
     settings = {"batch": batch, "per_device": batch // (mesh.shape["data"] * mesh.shape["fsdp"]),
                 "remat": model_config.remat}
-    return compile_plan("train", step.fn.lower(state_args, batch_args), settings, slice_,
-                        per_chip_bytes((state_args, batch_args)), dump_hlo)
+    traced = step.fn.trace(state_args, batch_args)
+    return compile_plan("train", traced.lower(), settings, slice_, per_chip_bytes((state_args, batch_args)),
+                        dump_hlo, matmul_flops(traced.jaxpr.jaxpr) / slice_.chips)
 
 
 def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from eotd_jax.model.config import get_config
@@ -24,16 +25,18 @@ def _packed_batch(rows: int = 3, source: int = 24, target: int = 16) -> dict:
             "target_segments": jnp.asarray(target_segments, jnp.int32)}
 
 
-def _loss(model: str, remat: bool, dropout_rate: float):
+def _loss(model: str, remat: bool, dropout_rate: float, scan_layers: bool = True):
     """(loss of params, batch, dropout key; the initial params) of a tiny model."""
-    graphdef, state = nnx.split(T5(get_config(model, remat=remat, dropout_rate=dropout_rate), nnx.Rngs(0)))
+    config = get_config(model, remat=remat, dropout_rate=dropout_rate, scan_layers=scan_layers)
+    graphdef, state = nnx.split(T5(config, nnx.Rngs(0)))
     return (lambda p, b, k: loss_and_metrics(p, graphdef, b, k, 0)[0]), nnx.to_pure_dict(state)
 
 
-def test_remat_gives_the_same_loss_and_gradients_with_dropout():
+@pytest.mark.parametrize("scan_layers", [True, False])
+def test_remat_gives_the_same_loss_and_gradients_with_dropout(scan_layers):
     grads, losses = {}, {}
     for remat in (False, True):
-        loss, params = _loss("t5-tiny-v1_1", remat, 0.2)
+        loss, params = _loss("t5-tiny-v1_1", remat, 0.2, scan_layers)
         grad_fn = jax.jit(jax.value_and_grad(loss))
         losses[remat], grads[remat] = grad_fn(params, _packed_batch(), jax.random.key(3))
     assert np.isfinite(losses[False]) and losses[False] > 0

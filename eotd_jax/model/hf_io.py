@@ -56,9 +56,12 @@ def config_to_hf(config: T5Config) -> dict:
     return hf
 
 
-def _mapping(config: T5Config) -> Iterator[tuple[tuple, str, str]]:
-    """(our path, HF name, layout) for every parameter."""
-    yield ("embedding",), "shared.weight", "same"
+def _mapping(config: T5Config) -> Iterator[tuple[tuple, int | None, str, str]]:
+    """(our path, layer index into its stacked `layers` axis or None, HF name, layout) for every parameter."""
+    yield ("embedding",), None, "shared.weight", "same"
+    for stack in ("encoder", "decoder"):  # HF keeps the stack's one table in its first layer
+        table = f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+        yield (f"{stack}_relative_bias",), None, table, "same"
     for stack, count in (("encoder", config.num_layers), ("decoder", config.num_decoder_layers)):
         for i in range(count):
             block = f"{stack}.block.{i}.layer"
@@ -67,23 +70,21 @@ def _mapping(config: T5Config) -> Iterator[tuple[tuple, str, str]]:
                       ("cross_attention", "1.EncDecAttention", "cross_attention_norm", "1")])
             for ours, theirs, norm, norm_index in parts:
                 for name, hf_name in (("query", "q"), ("key", "k"), ("value", "v")):
-                    yield (stack, i, ours, name), f"{block}.{theirs}.{hf_name}.weight", "qkv"
-                yield (stack, i, ours, "out"), f"{block}.{theirs}.o.weight", "attention_out"
-                if i == 0 and ours != "cross_attention":
-                    yield (stack, i, ours, "relative_bias"), f"{block}.{theirs}.relative_attention_bias.weight", "same"
-                yield (stack, i, norm, "scale"), f"{block}.{norm_index}.layer_norm.weight", "same"
+                    yield (stack, ours, name), i, f"{block}.{theirs}.{hf_name}.weight", "qkv"
+                yield (stack, ours, "out"), i, f"{block}.{theirs}.o.weight", "attention_out"
+                yield (stack, norm, "scale"), i, f"{block}.{norm_index}.layer_norm.weight", "same"
             mlp_index = "1" if stack == "encoder" else "2"
             if config.gated:
-                yield (stack, i, "mlp", "wi_gate"), f"{block}.{mlp_index}.DenseReluDense.wi_0.weight", "linear"
-                yield (stack, i, "mlp", "wi"), f"{block}.{mlp_index}.DenseReluDense.wi_1.weight", "linear"
+                yield (stack, "mlp", "wi_gate"), i, f"{block}.{mlp_index}.DenseReluDense.wi_0.weight", "linear"
+                yield (stack, "mlp", "wi"), i, f"{block}.{mlp_index}.DenseReluDense.wi_1.weight", "linear"
             else:
-                yield (stack, i, "mlp", "wi"), f"{block}.{mlp_index}.DenseReluDense.wi.weight", "linear"
-            yield (stack, i, "mlp", "wo"), f"{block}.{mlp_index}.DenseReluDense.wo.weight", "linear"
-            yield (stack, i, "mlp_norm", "scale"), f"{block}.{mlp_index}.layer_norm.weight", "same"
-    yield ("encoder_norm", "scale"), "encoder.final_layer_norm.weight", "same"
-    yield ("decoder_norm", "scale"), "decoder.final_layer_norm.weight", "same"
+                yield (stack, "mlp", "wi"), i, f"{block}.{mlp_index}.DenseReluDense.wi.weight", "linear"
+            yield (stack, "mlp", "wo"), i, f"{block}.{mlp_index}.DenseReluDense.wo.weight", "linear"
+            yield (stack, "mlp_norm", "scale"), i, f"{block}.{mlp_index}.layer_norm.weight", "same"
+    yield ("encoder_norm", "scale"), None, "encoder.final_layer_norm.weight", "same"
+    yield ("decoder_norm", "scale"), None, "decoder.final_layer_norm.weight", "same"
     if not config.tie_word_embeddings:
-        yield ("lm_head",), "lm_head.weight", "linear"
+        yield ("lm_head",), None, "lm_head.weight", "linear"
 
 
 def _to_ours(array: np.ndarray, layout: str, config: T5Config) -> np.ndarray:
@@ -109,7 +110,7 @@ def _to_theirs(array: np.ndarray, layout: str) -> np.ndarray:
 def _variable(model: T5, path: tuple) -> nnx.Param:
     node = model
     for part in path:
-        node = node[part] if isinstance(part, int) else getattr(node, part)
+        node = getattr(node, part)
     return node
 
 
@@ -158,19 +159,26 @@ def _import_local(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
     model = nnx.eval_shape(lambda: T5(config, nnx.Rngs(0)))
     if not config.tie_word_embeddings and "lm_head.weight" not in weights and "shared.weight" in weights:
         weights["lm_head.weight"] = weights["shared.weight"]  # unscaled but shared (transformers 5 v1.1 saves)
+    values = {}  # our path -> float32 array, stacked layers filled one index at a time
     missing = []
-    for path, name, layout in _mapping(config):
-        variable = _variable(model, path)
+    for path, layer, name, layout in _mapping(config):
+        shape = _variable(model, path).get_value().shape
         if name not in weights:
             missing.append(name)
             continue
         value = _to_ours(np.asarray(weights[name], np.float32), layout, config)
-        if value.shape != variable.get_value().shape:
+        expected = shape if layer is None else shape[1:]
+        if value.shape != expected:
             raise CheckpointError(f"{model_dir}: {name} has shape {weights[name].shape}, config.json implies "
-                                  f"{_to_theirs(np.zeros(variable.get_value().shape), layout).shape}")
-        variable.set_value(jnp.asarray(value, config.weights_dtype))
+                                  f"{_to_theirs(np.zeros(expected), layout).shape}")
+        if layer is None:
+            values[path] = value
+        else:
+            values.setdefault(path, np.zeros(shape, np.float32))[layer] = value
     if missing:
         raise CheckpointError(f"{model_dir}: {len(missing)} weights missing, e.g. {', '.join(missing[:3])}")
+    for path, value in values.items():
+        _variable(model, path).set_value(jnp.asarray(value, config.weights_dtype))
     return config, model
 
 
@@ -181,8 +189,10 @@ def export_hf(model: T5, model_dir: str) -> None:
     os.makedirs(model_dir, exist_ok=True)
     config = model.config
     tensors = {}
-    for path, name, layout in _mapping(config):
+    for path, layer, name, layout in _mapping(config):
         value = np.asarray(_variable(model, path).get_value(), np.float32)
+        if layer is not None:
+            value = value[layer]
         tensors[name] = np.ascontiguousarray(_to_theirs(value, layout))
     save_file(tensors, os.path.join(model_dir, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as file:

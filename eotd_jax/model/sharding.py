@@ -28,6 +28,7 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
     "kv": None,
     "mlp": "tensor",
     "buckets": None,
+    "layers": None,  # the stacked layers are scanned one at a time: every device holds its share of each
 }
 
 
