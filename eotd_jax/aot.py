@@ -8,8 +8,8 @@ The trainer's own step (`trainer.make_train_step`: model, parameter and optimize
 shardings, donation) and the eval's greedy decoding are compiled by libtpu for
 the slice's devices (`pip install -e '.[tpu]'`; no TPU needed; `h100-N` needs
 the CUDA plugin instead, no GPU). Printed per chip: argument, temporary and
-total bytes against the chip's HBM, whether it fits, FLOPs per step from XLA's
-cost analysis, and the step time at 100% and 50% of peak. Exit status 1 when a
+total bytes against the chip's HBM, whether it fits, the train step's matmul
+FLOPs (`matmul_flops`), and the step time at 100% and 50% of peak. Exit status 1 when a
 step does not fit, 2 on a bad config or topology.
 """
 
@@ -242,7 +242,7 @@ def describe_plan(plan: Plan, facts: dict | None, chip: slices.Chip) -> str:
         seconds = plan.flops / chip.peak_flops
         tokens = plan.settings["batch"] * facts["row_tokens"]
         per_token = plan.flops * chips / tokens
-        lines.append(f"  {plan.flops:.3e} FLOPs per chip per step ({per_token:.3e} per token = "
+        lines.append(f"  {plan.flops:.3e} matmul FLOPs per chip per step ({per_token:.3e} per token = "
                      f"{per_token / (6 * facts['params']):.2f} x 6N); step time {seconds * 1e3:.1f} ms at 100% of "
                      f"peak, {2 * seconds * 1e3:.1f} ms at 50%; {tokens / seconds / 2:,.0f} "
                      "tokens/s at 50%")

@@ -36,17 +36,21 @@ def _param(rngs: nnx.Rngs, shape: tuple, axes: tuple, std: float, dtype, layers:
     return nnx.Param(jax.random.normal(rngs.params(), shape, dtype) * std, logical_axes=axes)
 
 
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+def _dropout(x: jax.Array, rate: float, key: jax.Array | None, barrier: bool = False) -> jax.Array:
     """Drops elements with probability `rate` rounded to a multiple of 1/256 (0.1 -> 26/256), scaling the rest by the
     exact keep fraction. One random byte an element, not `bernoulli`'s 32-bit float: threefry hashes a quarter as
-    many words, which cuts a TPU train step's compile about 2.7x (codet5-small on v4-8, docs/benchmarks.md)."""
+    many words, which cuts a TPU train step's compile about 2.7x (codet5-small on v4-8, docs/benchmarks.md).
+
+    `barrier` keeps the result from being fused into the matmul that reads it: under remat, libtpu 0.0.42 overflows
+    its stack fusing the recomputed random bits into one (codet5-small on v4-8 from 8 rows a chip)."""
     if key is None or rate == 0.0:
         return x
     dropped = round(rate * 256)
     if not 0 <= dropped < 256:
         raise ValueError(f"dropout_rate {rate} is not in [0, 1)")
     keep = jax.random.bits(key, x.shape, jnp.uint8) >= dropped
-    return jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
+    dropped = jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
+    return jax.lax.optimization_barrier(dropped) if barrier else dropped
 
 
 def _split(key: jax.Array | None, count: int) -> list:
@@ -95,7 +99,8 @@ class Attention(nnx.Module):
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
         """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
         scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
-        weights = _dropout(jax.nn.softmax(scores, axis=-1), self.config.dropout_rate, key).astype(v.dtype)
+        weights = _dropout(jax.nn.softmax(scores, axis=-1), self.config.dropout_rate, key, self.config.remat)
+        weights = weights.astype(v.dtype)
         context = jnp.einsum("bhts,bhsd->bthd", weights, v)
         batch, length, heads, depth = context.shape
         out = self.out[...].astype(v.dtype).reshape(heads * depth, -1)
@@ -152,7 +157,7 @@ class FeedForward(nnx.Module):
             hidden = jax.nn.gelu(x @ self.wi_gate[...].astype(x.dtype), approximate=True) * hidden
         else:
             hidden = jax.nn.relu(hidden)
-        hidden = _dropout(hidden, self.config.dropout_rate, key)
+        hidden = _dropout(hidden, self.config.dropout_rate, key, self.config.remat)
         return hidden @ self.wo[...].astype(x.dtype)
 
 
