@@ -65,6 +65,12 @@ def speed(row: dict | None) -> tuple[str, str]:
             f"{row['tokens_per_step'] / row['step_seconds_at_50_percent']:,.0f}")
 
 
+def _largest(rows_a_chip: int, train: list[dict], remat: bool) -> str:
+    """The search's answer; a lower bound ("≥") when every batch it tried fitted, up to `aot --max_batch`."""
+    missed = any(not row["fits"] for row in train if row["settings"]["remat"] == remat)
+    return str(rows_a_chip) if missed else f"≥{rows_a_chip}"
+
+
 def table(records: dict[tuple[str, str], list[dict]]) -> str:
     """One row per cell: the searches' results, and the config's own batch in detail."""
     lines = ["| model | slice | largest rows a chip: no remat / remat | the config's rows a chip: HBM "
@@ -85,7 +91,9 @@ def table(records: dict[tuple[str, str], list[dict]]) -> str:
         step, tokens = speed(default)
         best_step, best_tokens = speed(best)
         seconds = sum(row["compile_seconds"] for row in rows if "compile_seconds" in row)
-        cells = [model, slice_name, f"{found['largest_per_device_batch']} / {found['with_remat']}",
+        largest = " / ".join(_largest(found[key], train, remat)
+                             for key, remat in (("largest_per_device_batch", False), ("with_remat", True)))
+        cells = [model, slice_name, largest,
                  f"{default['settings']['per_device']}: {memory(default)}", per_token, step, tokens,
                  f"{best_step}, {best_tokens}",
                  "—" if decode is None else f"{decode['settings']['batch']} x {decode['settings']['max_new_tokens']}: "
