@@ -1,10 +1,11 @@
 """One training step, ours (jit, Flax NNX T5 + optax AdamW) vs HF PyTorch T5 + torch AdamW, same shape.
 
     python bench/train_step.py [--model=t5-small] [--batch=8] [--source_length=128] [--target_length=128]
+                               [--noscan_layers]
 
 Both sides: forward, cross-entropy over the targets, backward, AdamW update,
 on the same random batch; best of `--repeats` timed steps after warm-up.
-It also prints the step's FLOPs (XLA's cost analysis) and the machine's dense
+It also prints the step's matmul FLOPs (`eotd_jax.aot.matmul_flops`) and the machine's dense
 fp32 matmul rate in both frameworks, which bound what any implementation of
 this step can reach here.
 """
@@ -24,6 +25,7 @@ import transformers
 from absl import app, flags
 from flax import nnx
 
+from eotd_jax.aot import matmul_flops
 from eotd_jax.model.config import get_config
 from eotd_jax.model.hf_io import config_to_hf
 from eotd_jax.model.t5 import T5, shift_right
@@ -33,6 +35,7 @@ _BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")
 _SOURCE = flags.DEFINE_integer("source_length", 128, "input tokens")
 _TARGET = flags.DEFINE_integer("target_length", 128, "target tokens")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed steps per side")
+_SCAN = flags.DEFINE_bool("scan_layers", True, "ours: scan the layers (T5Config.scan_layers) or unroll them")
 
 
 def _best(run, repeats: int) -> float:
@@ -46,7 +49,7 @@ def _best(run, repeats: int) -> float:
 
 def main(argv):
     del argv
-    config = get_config(_MODEL.value, dropout_rate=0.0)
+    config = get_config(_MODEL.value, dropout_rate=0.0, scan_layers=_SCAN.value)
     rng = np.random.default_rng(0)
     inputs = rng.integers(2, config.vocab_size, (_BATCH.value, _SOURCE.value))
     targets = rng.integers(2, config.vocab_size, (_BATCH.value, _TARGET.value))
@@ -74,7 +77,7 @@ def main(argv):
         state_box["params"], state_box["opt"], loss = step(state_box["params"], state_box["opt"], batch)
         loss.block_until_ready()
 
-    flops = step.lower(params, opt_state, batch).compile().cost_analysis()["flops"]
+    flops = matmul_flops(step.trace(params, opt_state, batch).jaxpr.jaxpr)
     ours()
     ours_seconds = _best(ours, _REPEATS.value)
 
@@ -93,7 +96,8 @@ def main(argv):
     theirs()
     theirs_seconds = _best(theirs, _REPEATS.value)
     print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}")
-    print(f"{_MODEL.value}-shaped, batch {_BATCH.value}, source {_SOURCE.value}, target {_TARGET.value}, fp32")
+    print(f"{_MODEL.value}-shaped, batch {_BATCH.value}, source {_SOURCE.value}, target {_TARGET.value}, fp32, "
+          f"layers {'scanned' if _SCAN.value else 'unrolled'}")
     print(f"ours {ours_seconds * 1e3:.0f} ms/step, HF PyTorch {theirs_seconds * 1e3:.0f} ms/step, "
           f"ratio {theirs_seconds / ours_seconds:.2f}x")
     jax_peak, torch_peak = _matmul_rate()
