@@ -39,11 +39,12 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
     # Planned with `python -m eotd_jax.aot` (docs/benchmarks.md, issue 12; layers scanned): codet5-large at 512/320
-    # rows needs 8.71 of a v5e chip's 15.75 GiB at 2 rows a chip, and without remat a v4 chip holds 12 rows,
-    # flan-t5-large 11, codet5-small 70 (`--find_batch`; docs/plan_grid has every planned cell). Remat stays off:
-    # it buys batch size for 21 to 27% more matmul FLOPs a token, and every config fits without it. 2 rows per
-    # data-parallel device is a global batch of 32 rows (about 220 examples) on a v5e-16 and 64 on 32 chips, so the
-    # config runs unchanged on any slice; raise it to fill bigger chips, and scale steps and learning rate with it.
+    # rows needs 8.71 of a v5e chip's 15.75 GiB at 2 rows a chip (v5e-16), and without remat a v4 chip holds 12
+    # rows, flan-t5-large 11, codet5-small 70 (`--find_batch`; docs/plan_grid has every planned cell). Remat stays
+    # off: it buys batch size for 21 to 27% more matmul FLOPs a token, and 2 rows a chip fit without it in every
+    # cell planned so far. 2 rows per data-parallel device is a global batch of 32 rows (about 220 examples) on a
+    # v5e-16 and 64 on 32 chips, so the config runs unchanged on any slice; raise it to fill bigger chips, and
+    # scale steps and learning rate with it.
     config.train.per_device_batch_size = 2
     # About 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions) on 16 chips.
     config.train.steps = 4_000
