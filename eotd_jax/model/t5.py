@@ -10,8 +10,8 @@ by `lax.scan` (`T5Config.scan_layers`): XLA compiles one layer body instead of
 means deterministic), so the forward pass is a pure function of params,
 inputs and key. Decoding uses `init_cache` / `decode_step`: the cross-attention
 keys and values are computed once from the encoder output and the decoder's
-self-attention keys and values are written into a fixed-size cache, both
-stacked by layer like the parameters.
+self-attention keys and values are written into a fixed-size cache, one
+buffer per layer (decoding runs the layers unrolled).
 
 Shapes: L layers, B batch, S source length, T target length, H heads, D head size, E d_model.
 """
@@ -31,9 +31,13 @@ _MASKED = -1e9  # additive bias for masked attention positions (softmax runs in 
 
 def _param(rngs: nnx.Rngs, shape: tuple, axes: tuple, std: float, dtype, layers: int | None = None) -> nnx.Param:
     """A normal(0, std) parameter; with `layers`, one per layer, stacked on a leading `layers` axis."""
-    if layers is not None:
-        shape, axes = (layers, *shape), ("layers", *axes)
+    shape, axes = _stacked(shape, axes, layers)
     return nnx.Param(jax.random.normal(rngs.params(), shape, dtype) * std, logical_axes=axes)
+
+
+def _stacked(shape: tuple, axes: tuple, layers: int | None) -> tuple[tuple, tuple]:
+    """(shape, axes) with a leading `layers` axis when `layers` is given."""
+    return (shape, axes) if layers is None else ((layers, *shape), ("layers", *axes))
 
 
 def _dropout(x: jax.Array, rate: float, key: jax.Array | None, barrier: bool = False) -> jax.Array:
@@ -49,8 +53,8 @@ def _dropout(x: jax.Array, rate: float, key: jax.Array | None, barrier: bool = F
     if not 0 <= dropped < 256:
         raise ValueError(f"dropout_rate {rate} is not in [0, 1)")
     keep = jax.random.bits(key, x.shape, jnp.uint8) >= dropped
-    dropped = jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
-    return jax.lax.optimization_barrier(dropped) if barrier else dropped
+    kept = jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
+    return jax.lax.optimization_barrier(kept) if barrier else kept
 
 
 def _split(key: jax.Array | None, count: int) -> list:
@@ -62,8 +66,7 @@ class RMSNorm(nnx.Module):
 
     def __init__(self, config: T5Config, layers: int | None = None):
         self.epsilon, self.dtype = config.layer_norm_epsilon, config.compute_dtype
-        shape, axes = ((config.d_model,), ("embed",)) if layers is None else ((layers, config.d_model),
-                                                                               ("layers", "embed"))
+        shape, axes = _stacked((config.d_model,), ("embed",), layers)
         self.scale = nnx.Param(jnp.ones(shape, config.weights_dtype), logical_axes=axes)
 
     def __call__(self, x: jax.Array) -> jax.Array:
