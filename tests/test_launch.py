@@ -180,11 +180,24 @@ def test_slurm_check_runs_one_process_per_gpu(tmp_path, nodes, gpus_per_node):
     text = output.read_text() if output.exists() else ""
     assert result.returncode == 0, result.stderr[-2000:] + text[-3000:]
     seen = sorted(_json_lines(text), key=lambda s: s["process_index"])
-    assert [s["process_index"] for s in seen] == [0, 1]
+    assert [s["process_index"] for s in seen] == [0, 1], text[-3000:]
     for index, view in enumerate(seen):
         assert view["environment"] == "slurm" and view["process_count"] == 2 and view["all_process_indices"] == [0, 1]
         # One GPU each: the one of its local id where both tasks share a node, every GPU of its node otherwise.
         assert view["local_device_ids"] == ([index] if gpus_per_node > 1 else [])
+
+
+def test_fake_srun_passes_on_each_tasks_output_in_whole_lines_as_srun_does(tmp_path):
+    """Gloo writes its lines in pieces; tasks sharing the job's log file could split each other's lines (CI saw a
+    check's JSON glued into one), where srun's output arrives a line at a time."""
+    task = ("import os, sys, time\nif os.environ['SLURM_PROCID'] == '0':\n    os.write(1, b'[Gloo] Rank 0')\n"
+            "    time.sleep(1)\n    os.write(1, b' is connected\\n')\nelse:\n    time.sleep(0.3)\n"
+            "    os.write(1, b'{}\\n')\n")
+    env = {**os.environ, "SLURM_JOB_NUM_NODES": "1", "SLURM_NTASKS_PER_NODE": "2", "SLURM_GPUS_PER_NODE": "2",
+           "SLURM_JOB_NODELIST": "127.0.0.1"}
+    result = subprocess.run([sys.executable, str(FAKES / "srun.py"), sys.executable, "-c", task], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and sorted(result.stdout.splitlines()) == ["[Gloo] Rank 0 is connected", "{}"]
 
 
 def test_launch_scripts_are_shellcheck_clean():

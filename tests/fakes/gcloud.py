@@ -9,8 +9,9 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
+
+from relay import run_all
 
 root = os.environ["FAKE_CLOUD"]
 args = sys.argv[1:]
@@ -29,10 +30,9 @@ if args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "ssh":
     if options.get("--worker") != "all":
         sys.exit("fake gcloud: ssh without --worker=all")
     metadata = os.environ["FAKE_METADATA"].split(",")
-    processes = [subprocess.Popen(["bash", "-c", options["--command"]], cwd=home,
-                                  env={**os.environ, "HOME": home, "GCE_METADATA_IP": metadata[i]})
-                 for i, home in enumerate(workers)]
-    sys.exit(max(p.wait() for p in processes))
+    sys.exit(max(run_all([{"args": ["bash", "-c", options["--command"]], "cwd": home,
+                           "env": {**os.environ, "HOME": home, "GCE_METADATA_IP": metadata[i]}}
+                          for i, home in enumerate(workers)])))
 elif args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "scp":
     source, destination = positional[4:6]
     for home in workers:
