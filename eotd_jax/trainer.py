@@ -273,10 +273,17 @@ def make_train_step(config: ConfigDict, model_config: T5Config, graphdef: nnx.Gr
                                  shapes["opt_state"])
     state_shardings = {"params": shardings, "opt_state": opt_shardings, "step": replicated}
     batch_spec = batch_sharding(mesh)
-    step_fn = jax.jit(
-        functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
-                          start_token_id=model_config.decoder_start_token_id, seed=config.train.seed),
-        in_shardings=(state_shardings, batch_spec), out_shardings=(state_shardings, replicated), donate_argnums=0)
+    step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
+                             start_token_id=model_config.decoder_start_token_id, seed=config.train.seed)
+
+    # The model's activation constraints (sharding.constrain) read this mesh. Decoding runs without one on
+    # purpose: a token's activations are tiny, and XLA rightly gathers them rather than every layer's weights.
+    def step_on_mesh(state, batch):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return step(state, batch)
+
+    step_fn = jax.jit(step_on_mesh, in_shardings=(state_shardings, batch_spec),
+                      out_shardings=(state_shardings, replicated), donate_argnums=0)
     return TrainStep(step_fn, optimizer, shapes, state_shardings, batch_spec)
 
 

@@ -8,7 +8,8 @@ import sys
 
 from runs import ROOT, cpu_env
 
-CELL = "codet5-small_v4-8.jsonl"  # compiled for real on a CPU host (docs/benchmarks.md, issue 12)
+CELL = "codet5-small_v4-8.jsonl"  # compiled for real on a CPU host (docs/benchmarks.md, issue 12, session 7)
+RECORDS = ROOT / "docs" / "plan_grid" / "unconstrained" / CELL
 
 
 def _table(out) -> subprocess.CompletedProcess:
@@ -18,7 +19,7 @@ def _table(out) -> subprocess.CompletedProcess:
 
 
 def test_the_table_row_comes_from_the_cells_records(tmp_path):
-    shutil.copy(ROOT / "docs" / "plan_grid" / CELL, tmp_path / CELL)
+    shutil.copy(RECORDS, tmp_path / CELL)
     (tmp_path / "codet5-small_v5e-8.jsonl.partial").write_text((tmp_path / CELL).read_text().splitlines()[0] + "\n")
     rows = [line for line in _table(tmp_path).stdout.splitlines() if line.startswith("| codet5-small")]
     # The v5e-8 cell never finished: no row from its partial records. Every remat batch tried fitted, up to

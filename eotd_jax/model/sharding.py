@@ -1,9 +1,10 @@
 """Named-axis sharding: one table maps logical axis names to mesh axes.
 
-Parameters carry `logical_axes` metadata (see `t5.py`); activations use the
-logical names `batch` and `length`. The mesh has axes (`data`, `fsdp`,
-`tensor`): `data` replicates parameters, `fsdp` shards them (ZeRO-3 style) and
-the batch, `tensor` shards heads and the feed-forward width (Megatron style).
+Parameters carry `logical_axes` metadata (see `t5.py`); the model pins its
+activations with `constrain` (`batch`, `length`, ...; None for a replicated
+axis). The mesh has axes (`data`, `fsdp`, `tensor`): `data` replicates
+parameters, `fsdp` shards them (ZeRO-3 style) and the batch, `tensor` shards
+heads and the feed-forward width (Megatron style).
 """
 
 from __future__ import annotations
@@ -77,6 +78,17 @@ def param_shardings(state: nnx.State, mesh: Mesh) -> dict:
         spec = logical_to_spec(axes, mesh, variable.get_value().shape) if axes else PartitionSpec()
         flat[path] = NamedSharding(mesh, spec)
     return traverse_util.unflatten_dict(flat)
+
+
+def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
+    """`x` laid out by the rules on the current mesh (`jax.sharding.use_abstract_mesh`: the train step is traced
+    under one); as it is without one. FSDP training needs it: left to itself, XLA sharded the hidden states'
+    `embed` like the weights' and all-gathered every layer's activations for the global batch instead of each
+    layer's weights, so memory per chip grew with the slice (tests/test_sharding.py)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return x
+    return jax.lax.with_sharding_constraint(x, logical_to_spec(axes, mesh, x.shape))
 
 
 def batch_sharding(mesh: Mesh, rank: int = 2) -> NamedSharding:

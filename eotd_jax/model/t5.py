@@ -25,8 +25,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from eotd_jax.model.config import T5Config
+from eotd_jax.model.sharding import constrain
 
 _MASKED = -1e9  # additive bias for masked attention positions (softmax runs in float32)
+_HIDDEN = ("batch", "length", None)  # hidden states (B, L, E): rows sharded, every feature of a row on its device
 
 
 def _param(rngs: nnx.Rngs, shape: tuple, axes: tuple, std: float, dtype, layers: int | None = None) -> nnx.Param:
@@ -179,7 +181,7 @@ class EncoderLayer(nnx.Module):
         h = self.attention_norm(x)
         q, (k, v) = self.attention.project_query(h), self.attention.project_key_value(h)
         x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), rate, keys[1])
-        return x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), rate, keys[3])
+        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), rate, keys[3]), _HIDDEN)
 
 
 class DecoderLayer(nnx.Module):
@@ -201,7 +203,7 @@ class DecoderLayer(nnx.Module):
         x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), rate, keys[1])
         q = self.cross_attention.project_query(self.cross_attention_norm(x))
         x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), rate, keys[3])
-        return x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), rate, keys[5])
+        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), rate, keys[5]), _HIDDEN)
 
 
 class T5(nnx.Module):
@@ -224,7 +226,7 @@ class T5(nnx.Module):
                                c.weights_dtype))
 
     def _embed(self, ids: jax.Array) -> jax.Array:
-        return jnp.take(self.embedding[...], ids, axis=0).astype(self.config.compute_dtype)
+        return constrain(jnp.take(self.embedding[...], ids, axis=0).astype(self.config.compute_dtype), _HIDDEN)
 
     def encode(self, input_ids: jax.Array, input_segments: jax.Array, key: jax.Array | None = None) -> jax.Array:
         """Encoder states (B, S, E).
@@ -240,7 +242,7 @@ class T5(nnx.Module):
         bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
         x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, layer_key), None), x,
                      _layer_keys(keys[1], c.num_layers), c)
-        return _dropout(self.encoder_norm(x), c.dropout_rate, keys[2])
+        return constrain(_dropout(self.encoder_norm(x), c.dropout_rate, keys[2]), _HIDDEN)
 
     def decode(self, decoder_input_ids: jax.Array, encoded: jax.Array, input_segments: jax.Array,
                decoder_segments: jax.Array | None = None, key: jax.Array | None = None) -> jax.Array:
@@ -268,8 +270,10 @@ class T5(nnx.Module):
     def logits(self, x: jax.Array) -> jax.Array:
         if self.lm_head is None:  # tied: T5 v1.0 rescales before reusing the embedding
             x = x * self.config.d_model**-0.5
-            return jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype)).astype(jnp.float32)
-        return (x @ self.lm_head[...].astype(x.dtype)).astype(jnp.float32)
+            logits = jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype))
+        else:
+            logits = x @ self.lm_head[...].astype(x.dtype)
+        return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
 
     def __call__(self, input_ids, input_segments, decoder_input_ids, decoder_segments=None, key=None) -> jax.Array:
         encoded = self.encode(input_ids, input_segments, key)
