@@ -111,6 +111,16 @@ def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
     assert "of 15.75 GiB HBM" in verdict[0]
 
 
+def test_the_paper_codet5_small_remat_step_compiles_for_v4_8(v5e_2x2):
+    """libtpu 0.0.42's compiler has segfaulted on this step in its dot-dot fusion (with optimization barriers on the
+    dropouts); the trainer's jit turns that fusion off for remat steps on TPU (eotd_jax.trainer.make_train_step)."""
+    result = python_module("eotd_jax.aot", "--config=configs/paper.py:codet5-small,etd", "--topology=v4-8",
+                           "--decode=false", "--config.model_overrides.remat=true", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row["fits"] and row["settings"] == {"batch": 8, "per_device": 2, "remat": True}
+
+
 @pytest.mark.parametrize("fixed_gib, per_row_gib, curve, expected", [
     (1.0, 0.9, 0.0, 16),  # 1 + 0.9 * 16 = 15.4 GiB fits in 15.75, 17 rows do not
     (2.0, 0.5, 0.004, 23),  # memory a little convex in the batch, as XLA's buffers are

@@ -60,9 +60,11 @@ def test_remat_is_in_the_compiled_backward_pass():
 
 def test_dropout_drops_the_rate_rounded_to_a_byte_and_keeps_the_mean():
     x = jnp.ones((1024, 1024), jnp.float32)
-    first, second = _dropout(x, 0.1, jax.random.key(0)), _dropout(x, 0.1, jax.random.key(1))
+    config = get_config("t5-tiny", dropout_rate=0.1)
+    first, second = _dropout(x, jax.random.key(0), config), _dropout(x, jax.random.key(1), config)
     for y in (first, second):
         assert abs(float(jnp.mean(y == 0)) - 26 / 256) < 0.002  # 0.1 rounds to 26/256
         assert abs(float(jnp.mean(y)) - 1.0) < 0.005  # kept values scaled by the exact keep fraction
     assert float(jnp.mean((first == 0) != (second == 0))) > 0.1  # each key its own mask
-    assert _dropout(x, 0.0, jax.random.key(0)) is x and _dropout(x, 0.1, None) is x
+    assert _dropout(x, jax.random.key(0), get_config("t5-tiny", dropout_rate=0.0)) is x
+    assert _dropout(x, None, config) is x

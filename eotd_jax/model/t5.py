@@ -42,21 +42,18 @@ def _stacked(shape: tuple, axes: tuple, layers: int | None) -> tuple[tuple, tupl
     return (shape, axes) if layers is None else ((layers, *shape), ("layers", *axes))
 
 
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None, barrier: bool = False) -> jax.Array:
-    """Drops elements with probability `rate` rounded to a multiple of 1/256 (0.1 -> 26/256), scaling the rest by the
-    exact keep fraction. One random byte an element, not `bernoulli`'s 32-bit float: threefry hashes a quarter as
-    many words, which cuts a TPU train step's compile about 2.7x (codet5-small on v4-8, docs/benchmarks.md).
-
-    `barrier` keeps the result from being fused into the matmul that reads it: under remat, libtpu 0.0.42 overflows
-    its stack fusing the recomputed random bits into one (codet5-small on v4-8 from 8 rows a chip)."""
-    if key is None or rate == 0.0:
+def _dropout(x: jax.Array, key: jax.Array | None, config: T5Config) -> jax.Array:
+    """Drops elements with probability `dropout_rate` rounded to a multiple of 1/256 (0.1 -> 26/256), scaling the
+    rest by the exact keep fraction. One random byte an element, not `bernoulli`'s 32-bit float: threefry hashes a
+    quarter as many words, which cuts a TPU train step's compile about 2.7x (codet5-small on v4-8,
+    docs/benchmarks.md)."""
+    if key is None or config.dropout_rate == 0.0:
         return x
-    dropped = round(rate * 256)
+    dropped = round(config.dropout_rate * 256)
     if not 0 <= dropped < 256:
-        raise ValueError(f"dropout_rate {rate} is not in [0, 1)")
+        raise ValueError(f"dropout_rate {config.dropout_rate} is not in [0, 1)")
     keep = jax.random.bits(key, x.shape, jnp.uint8) >= dropped
-    kept = jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
-    return jax.lax.optimization_barrier(kept) if barrier else kept
+    return jnp.where(keep, x * (256 / (256 - dropped)), 0).astype(x.dtype)
 
 
 def _split(key: jax.Array | None, count: int) -> list:
@@ -104,7 +101,7 @@ class Attention(nnx.Module):
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
         """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
         scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
-        weights = _dropout(jax.nn.softmax(scores, axis=-1), self.config.dropout_rate, key, self.config.remat)
+        weights = _dropout(jax.nn.softmax(scores, axis=-1), key, self.config)
         weights = weights.astype(v.dtype)
         context = jnp.einsum("bhts,bhsd->bthd", weights, v)
         batch, length, heads, depth = context.shape
@@ -162,7 +159,7 @@ class FeedForward(nnx.Module):
             hidden = jax.nn.gelu(x @ self.wi_gate[...].astype(x.dtype), approximate=True) * hidden
         else:
             hidden = jax.nn.relu(hidden)
-        hidden = _dropout(hidden, self.config.dropout_rate, key, self.config.remat)
+        hidden = _dropout(hidden, key, self.config)
         return hidden @ self.wo[...].astype(x.dtype)
 
 
@@ -177,11 +174,11 @@ class EncoderLayer(nnx.Module):
         self.mlp = FeedForward(config, rngs, layers)
 
     def __call__(self, x: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
-        keys, rate = _split(key, 4), self.config.dropout_rate
+        keys, c = _split(key, 4), self.config
         h = self.attention_norm(x)
         q, (k, v) = self.attention.project_query(h), self.attention.project_key_value(h)
-        x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), rate, keys[1])
-        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), rate, keys[3]), _HIDDEN)
+        x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), keys[1], c)
+        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), keys[3], c), _HIDDEN)
 
 
 class DecoderLayer(nnx.Module):
@@ -198,12 +195,12 @@ class DecoderLayer(nnx.Module):
 
     def __call__(self, x, self_kv, self_bias, cross_kv, cross_bias, key=None):
         """One layer; `self_kv` / `cross_kv` are (k, v) pairs, so training and cached decoding share it."""
-        keys, rate = _split(key, 6), self.config.dropout_rate
+        keys, c = _split(key, 6), self.config
         q = self.self_attention.project_query(self.self_attention_norm(x))
-        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), rate, keys[1])
+        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), keys[1], c)
         q = self.cross_attention.project_query(self.cross_attention_norm(x))
-        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), rate, keys[3])
-        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), rate, keys[5]), _HIDDEN)
+        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), keys[3], c)
+        return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), keys[5], c), _HIDDEN)
 
 
 class T5(nnx.Module):
@@ -236,20 +233,20 @@ class T5(nnx.Module):
         """
         c = self.config
         keys = _split(key, 3)
-        x = _dropout(self._embed(input_ids), c.dropout_rate, keys[0])
+        x = _dropout(self._embed(input_ids), keys[0], c)
         positions = jnp.arange(input_ids.shape[1])
         bias = position_bias(self.encoder_relative_bias[...], c, positions, positions, bidirectional=True)
         bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
         x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, layer_key), None), x,
                      _layer_keys(keys[1], c.num_layers), c)
-        return constrain(_dropout(self.encoder_norm(x), c.dropout_rate, keys[2]), _HIDDEN)
+        return constrain(_dropout(self.encoder_norm(x), keys[2], c), _HIDDEN)
 
     def decode(self, decoder_input_ids: jax.Array, encoded: jax.Array, input_segments: jax.Array,
                decoder_segments: jax.Array | None = None, key: jax.Array | None = None) -> jax.Array:
         """Logits (B, T, V) of the whole target at once (teacher forcing); segments as in `encode`."""
         c = self.config
         keys = _split(key, 3)
-        x = _dropout(self._embed(decoder_input_ids), c.dropout_rate, keys[0])
+        x = _dropout(self._embed(decoder_input_ids), keys[0], c)
         if decoder_segments is None:
             decoder_segments = jnp.ones(decoder_input_ids.shape, jnp.int32)
         length = decoder_input_ids.shape[1]
@@ -265,7 +262,7 @@ class T5(nnx.Module):
             return layer(x, self_kv, self_bias, cross_kv, cross_bias, layer_key), None
 
         x, _ = _scan(self.decoder, layer_call, x, _layer_keys(keys[1], c.num_decoder_layers), c)
-        return self.logits(_dropout(self.decoder_norm(x), c.dropout_rate, keys[2]))
+        return self.logits(_dropout(self.decoder_norm(x), keys[2], c))
 
     def logits(self, x: jax.Array) -> jax.Array:
         if self.lm_head is None:  # tied: T5 v1.0 rescales before reusing the embedding
