@@ -38,31 +38,31 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.data.source_length = 512
     config.data.target_length = 320
     config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
-    # Planned with `python -m eotd_jax.aot` (docs/benchmarks.md, issue 12; layers scanned): codet5-large at 512/320
-    # rows needs 8.71 of a v5e chip's 15.75 GiB at 2 rows a chip (v5e-16), and without remat a v4 chip holds 12
-    # rows, flan-t5-large 11, codet5-small 70 (`--find_batch`; docs/plan_grid has every planned cell). Remat stays
-    # off: it buys batch size for 21 to 27% more matmul FLOPs a token, and 2 rows a chip fit without it in every
-    # cell planned so far. 2 rows per data-parallel device is a global batch of 32 rows (about 220 examples) on a
-    # v5e-16 and 64 on 32 chips, so the config runs unchanged on any slice; raise it to fill bigger chips, and
-    # scale steps and learning rate with it.
-    config.train.per_device_batch_size = 2
-    # About 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions) on 16 chips.
-    config.train.steps = 4_000
+    # One global batch on every slice, so a run's optimisation does not depend on the slice it ran on: 64 packed
+    # rows (about 450 examples) a step, 16 rows a chip on 4 chips (v4-8, v5p-8), 8 on v5e-8, 4 on v5e-16, 2 on 32
+    # chips. Planned with `python -m eotd_jax.aot` (docs/benchmarks.md, issue 12): without remat a v5e chip holds
+    # 12 rows of codet5-large, a v4 chip 19, so every planned slice fits the largest model without remat, whose
+    # 21 to 27% more matmul FLOPs a token would buy only batch. Where a chip cannot hold its share, halve
+    # train.batch_size and double train.grad_accum_steps, steps and warmup_steps: the same optimizer updates.
+    config.train.batch_size = 64
+    config.train.per_device_batch_size = 0
+    # About 10 epochs of ~88k ETD rationales (4 samples x 3 thoughts x 7.5k questions, ~7 a packed row).
+    config.train.steps = 2_000
     config.train.learning_rate = 5e-4 if "small" in model else 3e-4
-    config.train.warmup_steps = 500
+    config.train.warmup_steps = 200
     config.train.schedule = "linear"
     config.train.final_lr_fraction = 0.0
     config.train.adam_b2 = 0.999
     # Checkpoint selection needs a held-out set: 300 SVAMP problems by default (the hub copy's test split). SVAMP is
     # also a reported benchmark, so its numbers for the selected checkpoint are optimistic; point eval at a split you
     # do not report.
-    config.eval.every_steps = 1000
+    config.eval.every_steps = 500
     config.eval.datasets = "svamp"
     config.eval.data_dir = "hub"  # every host reads it through `datasets`; or gs://... (a copy of the benchmark files)
     config.eval.limit = 300
     config.eval.max_new_tokens = 256
     config.eval.batch_size = 64
-    config.checkpoint.every_steps = 1000
+    config.checkpoint.every_steps = 500
     config.checkpoint.keep = 3
     config.log_every_steps = 50
     return config

@@ -292,6 +292,8 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
               f"{facts['model']} ({facts['params'] / 1e6:.1f}M params, {facts['dtype']}), mesh {facts['mesh']}, "
               f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
     if _FIND_BATCH.value:
+        mesh, batch = train_mesh(config, slice_)  # the search starts at the config's own rows a chip
+        config = with_settings(config, batch // (mesh.shape["data"] * mesh.shape["fsdp"]))
         found = {}
         for remat in (False, True):
             found[remat], _ = find_batch(train_planner, config, chip.hbm_bytes, remat,
