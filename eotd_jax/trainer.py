@@ -278,7 +278,7 @@ def make_train_step(config: ConfigDict, model_config: T5Config, graphdef: nnx.Gr
 
     # The model's activation constraints (sharding.constrain) read this mesh. Decoding runs without one on
     # purpose: a token's activations are tiny, and XLA rightly gathers them rather than every layer's weights.
-    def step_on_mesh(state, batch):
+    def train_step_on_mesh(state, batch):
         with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
             return step(state, batch)
 
@@ -286,7 +286,7 @@ def make_train_step(config: ConfigDict, model_config: T5Config, graphdef: nnx.Gr
     # steps with dropout: codet5-small for v4-8 from 2 or from 8 rows a chip, as small changes to the program moved
     # it. Without that fusion every shape tried compiles (docs/benchmarks.md, issue 12).
     tpu_remat = model_config.remat and mesh.devices.flat[0].platform == "tpu"
-    step_fn = jax.jit(step_on_mesh, in_shardings=(state_shardings, batch_spec),
+    step_fn = jax.jit(train_step_on_mesh, in_shardings=(state_shardings, batch_spec),
                       out_shardings=(state_shardings, replicated), donate_argnums=0,
                       compiler_options={"xla_tpu_dot_dot_fusion": False} if tpu_remat else None)
     return TrainStep(step_fn, optimizer, shapes, state_shardings, batch_spec)

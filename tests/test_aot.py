@@ -115,7 +115,8 @@ def test_the_paper_codet5_small_remat_step_compiles_for_v4_8(v5e_2x2):
     """libtpu 0.0.42's compiler has segfaulted on this step in its dot-dot fusion (with optimization barriers on the
     dropouts); the trainer's jit turns that fusion off for remat steps on TPU (eotd_jax.trainer.make_train_step)."""
     result = python_module("eotd_jax.aot", "--config=configs/paper.py:codet5-small,etd", "--topology=v4-8",
-                           "--decode=false", "--config.model_overrides.remat=true", "--json")
+                           "--decode=false", "--config.model_overrides.remat=true",
+                           "--config.train.per_device_batch_size=2", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["fits"] and row["settings"] == {"batch": 8, "per_device": 2, "remat": True}

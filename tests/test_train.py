@@ -89,7 +89,7 @@ def test_in_training_eval_scores_checkpoints_for_keep_best(tmp_path, training_da
                     env={"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})  # cache every compile, however quick
     assert result.returncode == 0, result.stderr[-3000:]
     cached = {p.name.split("-")[0] for p in (tmp_path / "compilation_cache").iterdir()}  # on by default
-    assert {"jit_train_step", "jit_greedy"} <= cached, cached
+    assert {"jit_train_step_on_mesh", "jit_greedy"} <= cached, cached
     assert "step 2: held-out ETD accuracy" in result.stderr and "step 4: held-out ETD accuracy" in result.stderr
     metrics = last_json_line(result.stdout)
     assert {"eval/synthetic/eot_accuracy", "eval/synthetic/pot_accuracy", "eval/synthetic/etd_accuracy",
