@@ -33,7 +33,7 @@ from ml_collections import ConfigDict, config_flags
 
 from eotd_jax import checkpoints, slices
 from eotd_jax.model.decoding import greedy
-from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
+from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
 from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step, model_and_params
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
@@ -137,7 +137,7 @@ def train_mesh(config: ConfigDict, slice_: slices.Slice) -> tuple[jax.sharding.M
     """The config's mesh on the slice and its global batch, checked as the trainer checks them."""
     mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
     batch = global_batch_size(config, mesh)
-    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    data_parallel = data_parallel_size(mesh)
     if batch % data_parallel:
         raise ConfigError(f"config.train.batch_size {batch} is not divisible by the {data_parallel} data-parallel "
                           "devices (mesh data x fsdp); set config.train.per_device_batch_size instead")
@@ -164,7 +164,7 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
                "targets": config.data.target_length, "target_segments": config.data.target_length}
     batch_args = {name: jax.ShapeDtypeStruct((batch, length), jnp.int32, sharding=step.batch_sharding)
                   for name, length in lengths.items()}
-    settings = {"batch": batch, "per_device": batch // (mesh.shape["data"] * mesh.shape["fsdp"]),
+    settings = {"batch": batch, "per_device": batch // data_parallel_size(mesh),
                 "remat": model_config.remat}
     traced = step.fn.trace(state_args, batch_args)
     return compile_plan("train", traced.lower(), settings, slice_, per_chip_bytes((state_args, batch_args)),
@@ -178,7 +178,7 @@ def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None =
     shardings = param_shardings(state, mesh)
     batch, new_tokens = config.eval.batch_size, config.eval.max_new_tokens
     rows = batch_sharding(mesh)
-    if batch % (mesh.shape["data"] * mesh.shape["fsdp"]):
+    if batch % data_parallel_size(mesh):
         rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           nnx.to_pure_dict(state), shardings)
@@ -293,7 +293,7 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
               f"rows {config.data.source_length}/{config.data.target_length}", flush=True)
     if _FIND_BATCH.value:
         mesh, batch = train_mesh(config, slice_)  # the search starts at the config's own rows a chip
-        config = with_settings(config, batch // (mesh.shape["data"] * mesh.shape["fsdp"]))
+        config = with_settings(config, batch // data_parallel_size(mesh))
         found = {}
         for remat in (False, True):
             found[remat], _ = find_batch(train_planner, config, chip.hbm_bytes, remat,

@@ -35,7 +35,7 @@ from eotd_jax.input.pipeline import make_batches
 from eotd_jax.input.student_input import StudentInput
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.hf_io import import_hf
-from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
+from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5, shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.preemption import Preempted, Preemption
@@ -127,7 +127,7 @@ def load_eval_problems(config: ConfigDict) -> dict[str, list[Problem]]:
 def global_batch_size(config: ConfigDict, mesh: jax.sharding.Mesh) -> int:
     """`train.per_device_batch_size` x the data-parallel devices when set, else `train.batch_size`."""
     if config.train.per_device_batch_size > 0:
-        return config.train.per_device_batch_size * mesh.shape["data"] * mesh.shape["fsdp"]
+        return config.train.per_device_batch_size * data_parallel_size(mesh)
     return config.train.batch_size
 
 
@@ -138,7 +138,7 @@ def prepare(config: ConfigDict) -> Run:
         mesh = make_mesh(tuple(config.mesh.shape))
     except ValueError as error:
         raise ConfigError(f"config.mesh.shape: {error}") from None
-    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    data_parallel = data_parallel_size(mesh)
     batch_size = global_batch_size(config, mesh)
     if batch_size % data_parallel:
         raise ConfigError(f"config.train.batch_size {batch_size} is not divisible by the "

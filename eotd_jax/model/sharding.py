@@ -91,6 +91,11 @@ def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, logical_to_spec(axes, mesh, x.shape))
 
 
+def data_parallel_size(mesh: Mesh | jax.sharding.AbstractMesh) -> int:
+    """How many devices split the batch: the mesh axes of the `batch` rule."""
+    return math.prod(mesh.shape[axis] for axis in LOGICAL_RULES["batch"])
+
+
 def batch_sharding(mesh: Mesh, rank: int = 2) -> NamedSharding:
     """Inputs (B, L, ...): the batch over data x fsdp, the rest replicated."""
     return NamedSharding(mesh, logical_to_spec(("batch",) + ("length",) * (rank - 1), mesh))
