@@ -67,6 +67,13 @@ def speed(row: dict | None) -> tuple[str, str]:
             f"{row['tokens_per_step'] / row['step_seconds_at_50_percent']:,.0f}")
 
 
+def communication(row: dict | None) -> str:
+    """Bytes into a chip through collectives a step, and their time at the chip's full interconnect bandwidth."""
+    if row is None or "collective_bytes" not in row:
+        return "—"
+    return f"{row['collective_bytes'] / GIB:.2f} GiB, {row['collective_seconds'] * 1e3:.1f} ms"
+
+
 def _largest(rows_a_chip: int, train: list[dict], remat: bool) -> str:
     """The search's answer; a lower bound ("≥") when every batch it tried fitted, up to `aot --max_batch`."""
     missed = any(not row["fits"] for row in train if row["settings"]["remat"] == remat)
@@ -76,10 +83,10 @@ def _largest(rows_a_chip: int, train: list[dict], remat: bool) -> str:
 def table(records: dict[tuple[str, str], list[dict]]) -> str:
     """One row per cell: the searches' results, and REFERENCE_ROWS a chip in detail."""
     lines = [f"| model | slice | largest rows a chip: no remat / remat | {REFERENCE_ROWS} rows a chip: HBM "
-             "| FLOPs per token vs 6N | step at 50% of peak | tokens/s at 50% "
+             "| FLOPs per token vs 6N | step at 50% of peak | tokens/s at 50% | collectives: into a chip, at full ICI "
              "| largest no-remat batch: step at 50%, tokens/s | eval decode (questions x new tokens): HBM "
              "| compiles, s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, slice_name), rows in records.items():
         found = next(row for row in rows if "largest_per_device_batch" in row)
         train = [row for row in rows if row.get("program") == "train"]
@@ -96,7 +103,7 @@ def table(records: dict[tuple[str, str], list[dict]]) -> str:
         largest = " / ".join(_largest(found[key], train, remat)
                              for key, remat in (("largest_per_device_batch", False), ("with_remat", True)))
         cells = [model, slice_name, largest,
-                 memory(reference), per_token, step, tokens,
+                 memory(reference), per_token, step, tokens, communication(reference),
                  f"{best_step}, {best_tokens}",
                  "—" if decode is None else f"{decode['settings']['batch']} x {decode['settings']['max_new_tokens']}: "
                                             f"{memory(decode)}", f"{len(train) + (decode is not None)}, {seconds:.0f}"]

@@ -9,8 +9,10 @@ shardings, donation) and the eval's greedy decoding are compiled by libtpu for
 the slice's devices (`pip install -e '.[tpu]'`; no TPU needed; `h100-N` needs
 the CUDA plugin instead, no GPU). Printed per chip: argument, temporary and
 total bytes against the chip's HBM, whether it fits, the train step's matmul
-FLOPs (`matmul_flops`), and the step time at 100% and 50% of peak. Exit status 1 when a
-step does not fit, 2 on a bad config or topology.
+FLOPs (`matmul_flops`), the step time at 100% and 50% of peak, and the bytes the
+step's collectives move into each chip (`eotd_jax.collectives`) with their time at
+the chip's full interconnect bandwidth. Exit status 1 when a step does not fit, 2 on
+a bad config or topology.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from absl import app, flags, logging
 from flax import nnx
 from ml_collections import ConfigDict, config_flags
 
-from eotd_jax import checkpoints, slices
+from eotd_jax import checkpoints, collectives, slices
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
 from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step, model_and_params
@@ -65,10 +67,15 @@ class Plan:
     hbm_bytes: int
     flops: float  # per chip per step: train, matmul FLOPs (`matmul_flops`); decode, XLA's count (0 on GPUs)
     compile_seconds: float
+    collectives: dict = dataclasses.field(default_factory=dict)  # bytes into one chip by kind (eotd_jax.collectives)
 
     @property
     def total_bytes(self) -> int:
         return self.argument_bytes + self.temp_bytes + self.output_bytes + self.code_bytes
+
+    @property
+    def collective_bytes(self) -> float:
+        return sum(self.collectives.values())
 
 
 def matmul_flops(jaxpr: jax.core.Jaxpr) -> float:
@@ -102,17 +109,17 @@ def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, ar
         return Plan(program, settings, False, argument_bytes, temp, 0, 0, hbm, flops or 0.0,
                     time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    memory = compiled.memory_analysis()
+    memory, hlo = compiled.memory_analysis(), compiled.as_text()
     if dump_hlo:
         os.makedirs(dump_hlo, exist_ok=True)
         name = "_".join([program, *(f"{k}{v}" for k, v in settings.items())])
         with open(os.path.join(dump_hlo, f"{name}.hlo.txt"), "w", encoding="utf-8") as file:
-            file.write(compiled.as_text())
+            file.write(hlo)
     if flops is None:
         flops = (compiled.cost_analysis() or {}).get("flops", 0.0)  # XLA:GPU gives none
     plan = Plan(program, settings, True, memory.argument_size_in_bytes, memory.temp_size_in_bytes,
                 memory.output_size_in_bytes - memory.alias_size_in_bytes, memory.generated_code_size_in_bytes, hbm,
-                float(flops), seconds)
+                float(flops), seconds, collectives.collective_bytes(hlo, slice_.chips))
     plan.fits = plan.total_bytes <= hbm
     return plan
 
@@ -246,11 +253,18 @@ def describe_plan(plan: Plan, facts: dict | None, chip: slices.Chip) -> str:
                      f"{per_token / (6 * facts['params']):.2f} x 6N); step time {seconds * 1e3:.1f} ms at 100% of "
                      f"peak, {2 * seconds * 1e3:.1f} ms at 50%; {tokens / seconds / 2:,.0f} "
                      "tokens/s at 50%")
+    if plan.fits:
+        lines.append(f"  collectives: {plan.collective_bytes / gib:.3f} GiB into each chip, "
+                     f"{plan.collective_bytes / chip.interconnect_bytes_per_s * 1e3:.1f} ms at the full "
+                     f"{chip.interconnect_bytes_per_s / 1e9:.0f} GB/s a chip takes in (a lower bound; XLA overlaps "
+                     "them with compute where it can)")
     return "\n".join(lines)
 
 
 def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
-    row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes}
+    row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes,
+           "collective_bytes": plan.collective_bytes,
+           "collective_seconds": plan.collective_bytes / slice_.chip.interconnect_bytes_per_s}
     if facts and plan.flops:
         tokens = plan.settings["batch"] * facts["row_tokens"]
         row.update(facts, tokens_per_step=tokens, flops_per_token=plan.flops * slice_.chips / tokens,

@@ -28,6 +28,7 @@ class Chip:
     hbm_bytes: int  # what libtpu offers a program ("available HBM" in its out-of-memory error), not the spec sheet
     peak_flops: float  # dense bf16 FLOP/s
     megacore: bool  # two TensorCores act as one device; slice names count cores
+    interconnect_bytes_per_s: float  # into one chip from its neighbours: half the bidirectional ICI (NVLink) figure
     platform: str = "tpu"
 
 
@@ -47,13 +48,14 @@ runtime_version { major: 12 minor: 8 }
 device_description_str: "NVIDIA H100 80GB HBM3"
 """
 
-CHIPS = {
-    "v4": Chip("v4", int(30.75 * GIB), 275e12, True),
-    "v5e": Chip("v5e", int(15.75 * GIB), 197e12, False),
-    "v5p": Chip("v5p", int(95.74 * GIB), 459e12, True),
-    "v6e": Chip("v6e", int(31.25 * GIB), 918e12, False),
-    # JAX preallocates 75% of a GPU's memory (XLA_PYTHON_CLIENT_MEM_FRACTION); 989 TFLOP/s is the dense bf16 peak.
-    "h100": Chip("h100", int(0.75 * 84929347584), 989e12, False, platform="cuda"),
+CHIPS = {  # Cloud TPU and NVIDIA spec sheets
+    "v4": Chip("v4", int(30.75 * GIB), 275e12, True, 300e9),  # ICI 2,400 Gbps each way
+    "v5e": Chip("v5e", int(15.75 * GIB), 197e12, False, 200e9),  # ICI 400 GB/s bidirectional
+    "v5p": Chip("v5p", int(95.74 * GIB), 459e12, True, 600e9),  # 1,200 GB/s
+    "v6e": Chip("v6e", int(31.25 * GIB), 918e12, False, 400e9),  # 800 GB/s
+    # JAX preallocates 75% of a GPU's memory (XLA_PYTHON_CLIENT_MEM_FRACTION); 989 TFLOP/s is the dense bf16 peak;
+    # NVLink 4 is 900 GB/s bidirectional.
+    "h100": Chip("h100", int(0.75 * 84929347584), 989e12, False, 450e9, platform="cuda"),
 }
 
 NAMED = {

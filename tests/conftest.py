@@ -1,5 +1,5 @@
-"""Shared fixtures: one sandbox pool per session, the real datasets when present, fixture benchmark files,
-and a small synthetic training set."""
+"""Shared fixtures: one sandbox pool per session, a compile-only TPU slice, the real datasets when present, fixture
+benchmark files, and a small synthetic training set."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from runs import python_module
 
+from eotd_jax import slices
 from eotd_jax.thoughts.sandbox import SandboxPool
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -18,6 +19,15 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 def pool():
     with SandboxPool(num_workers=2) as sandbox:
         yield sandbox
+
+
+@pytest.fixture(scope="session")
+def v5e_2x2() -> slices.Slice:
+    """A 2x2 v5e slice's compile-only devices (libtpu describes them; no TPU)."""
+    try:
+        return slices.load("v5e:2x2")
+    except slices.SliceError as error:
+        pytest.skip(f"libtpu cannot load here ({error}); pip install -e '.[tpu]'")
 
 
 @pytest.fixture(scope="session")

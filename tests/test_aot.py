@@ -14,6 +14,7 @@ from runs import python_module
 import configs.default
 from eotd_jax import checkpoints, slices
 from eotd_jax.aot import Plan, find_batch, matmul_flops
+from eotd_jax.collectives import collective_bytes
 from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import make_mesh, param_shardings
@@ -22,14 +23,6 @@ from eotd_jax.trainer import make_train_step
 
 TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
-
-
-@pytest.fixture(scope="module")
-def v5e_2x2() -> slices.Slice:
-    try:
-        return slices.load("v5e:2x2")
-    except slices.SliceError as error:
-        pytest.skip(f"libtpu cannot load here ({error}); pip install -e '.[tpu]'")
 
 
 def _compiled_here(v5e_2x2, per_device: int):
@@ -71,6 +64,9 @@ def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled
         assert row["total_bytes"] == (memory.argument_size_in_bytes + memory.temp_size_in_bytes + row["output_bytes"]
                                       + memory.generated_code_size_in_bytes)
         assert row["fits"] and row["hbm_bytes"] == int(15.75 * 2**30)
+        assert row["collectives"] == collective_bytes(compiled.as_text(), 4)
+        assert row["collective_seconds"] == row["collective_bytes"] / 200e9  # a v5e chip takes in 200 GB/s
+    assert train_row["collectives"]["all-reduce"] > 0  # data parallel: the gradients are summed across the chips
     # The donated state comes back in place: only the metrics (a few padded scalars) are new outputs.
     assert train_row["output_bytes"] <= 8192 < train_row["argument_bytes"]
     # 8 rows of 192 tokens over 4 chips; the step's FLOPs per token are within a small factor of 6N.

@@ -1,0 +1,52 @@
+"""eotd_jax.collectives reads the bytes each chip receives from programs libtpu compiled for a 2x2 v5e (no TPU)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import configs.default
+from eotd_jax import checkpoints
+from eotd_jax.collectives import collective_bytes
+from eotd_jax.model.config import get_config
+from eotd_jax.model.sharding import make_mesh, param_shardings
+from eotd_jax.model.t5 import T5
+from eotd_jax.trainer import count_params, make_train_step
+
+
+def test_gathering_a_sharded_array_counts_the_three_quarters_each_chip_lacks(v5e_2x2):
+    mesh = Mesh(np.array(v5e_2x2.devices), ("x",))
+    rows = jax.ShapeDtypeStruct((4096, 256), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("x")))
+    gathered = jax.jit(lambda x: x * 2, out_shardings=NamedSharding(mesh, PartitionSpec())).lower(rows).compile()
+    assert collective_bytes(gathered.as_text(), 4) == {"all-gather": 4096 * 256 * 4 * 3 / 4}
+    summed = jax.jit(lambda x: x.sum(axis=0), out_shardings=NamedSharding(mesh, PartitionSpec())).lower(rows)
+    # Each chip's 256 partial sums, reduced across the 4 (a ring all-reduce moves 2 (N-1)/N of the bytes).
+    assert collective_bytes(summed.compile().as_text(), 4) == {"all-reduce": 2 * 256 * 4 * 3 / 4}
+
+
+def test_a_scanned_models_gradients_are_reduced_once_per_layer_as_the_unrolled_models_are(v5e_2x2):
+    """FSDP over the 4 chips: each layer's gradients are reduced inside the scan's loop body, which XLA prints
+    once. The weight gathers differ between the two programs (XLA re-gathers to save memory), the reductions not."""
+    mesh = make_mesh((1, -1, 1), v5e_2x2.devices)
+    received = {}
+    for scan in (True, False):
+        model_config = get_config("t5-tiny", dropout_rate=0.0, scan_layers=scan, num_layers=4,
+                                  num_decoder_layers=4)
+        graphdef, state = nnx.split(nnx.eval_shape(lambda c=model_config: T5(c, nnx.Rngs(0))))
+        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+        step = make_train_step(configs.default.get_config(), model_config, graphdef, params,
+                               param_shardings(state, mesh), mesh)
+        batch = {name: jax.ShapeDtypeStruct((8, length), jnp.int32, sharding=step.batch_sharding)
+                 for name, length in (("inputs", 64), ("input_segments", 64), ("targets", 32), ("target_segments", 32))}
+        compiled = step.fn.lower(checkpoints.abstract_like(step.state_shapes, step.state_shardings), batch).compile()
+        received[scan] = collective_bytes(compiled.as_text(), 4)
+    params = count_params(nnx.to_pure_dict(state))
+    reduced = {scan: kinds.get("all-reduce", 0) + kinds.get("reduce-scatter", 0) for scan, kinds in received.items()}
+    assert abs(reduced[True] / reduced[False] - 1) < 0.01, received
+    # Each float32 gradient crosses the chips once: 3/4 of its 4 bytes a reduce-scatter, twice that an all-reduce.
+    assert 3 * params < reduced[True] < 6 * 1.1 * params, (received, params)
+    # Each bfloat16 weight is gathered at least once, 3/4 of its 2 bytes.
+    assert all(kinds["all-gather"] > 1.5 * params for kinds in received.values()), (received, params)
