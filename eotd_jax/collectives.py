@@ -3,17 +3,19 @@
 `eotd_jax.aot` turns them into a communication time at the chip's interconnect
 bandwidth, beside the FLOP time. XLA's cost analysis has no such count, and it
 counts a loop body once: here a collective inside a scanned layer counts once
-per layer (the while loop's trip count, from its condition's bound).
+per layer (the while loop's trip count, from its condition and its counter's step).
 
 Per chip, for a group of N chips (ring algorithms; what a chip must take in):
 all-gather of a B-byte result, B (N-1)/N; reduce-scatter of a B-byte operand,
 B (N-1)/N; all-reduce, 2 B (N-1)/N; all-to-all, B (N-1)/N;
 collective-permute, B. libtpu prints a reduce-scatter as an all-reduce inside
 an `all-reduce-scatter` fusion; it is counted as the reduce-scatter it runs.
+An asynchronous collective counts once, in the computation that starts it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -22,8 +24,9 @@ _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%[\w.\-]+ = (.+?) ([a-z][\w\-]*)\((.*)
 _SHAPE = re.compile(r"\b(pred|[a-z]+\d+[a-z0-9]*)\[([\d,]*)\]")
 _CALLEES = re.compile(r"\b(?:calls|to_apply|body|true_computation|false_computation)=%([\w.\-]+)")
 _BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
-_CONSTANT = re.compile(r"%([\w.\-]+) = s32\[\]\S* constant\((\d+)\)")
-_COMPARE = re.compile(r"ROOT .* compare\(%([\w.\-]+), %([\w.\-]+)\)")
+_DEFINITION = re.compile(r"^\s*(ROOT )?%([\w.\-]+) = .*? ([a-z][\w\-]*)\(([^)]*)\)")
+_OPERAND = re.compile(r"%([\w.\-]+)")
+_ASYNC_START = 'custom_call_target="AsyncCollectiveStart"'
 _KINDS = {"all-gather": 1.0, "reduce-scatter": 1.0, "all-reduce": 2.0, "all-to-all": 1.0}
 
 
@@ -31,21 +34,29 @@ def collective_bytes(hlo: str, devices: int) -> dict[str, float]:
     """Bytes one chip receives per run of the program by kind of collective, each loop body's collectives times its
     trip count. `devices`: the program's partitions, the group of a collective whose replica groups are empty."""
     entry, computations = _split(hlo)
-    bounds = {name: _loop_bound(lines) for name, lines in computations.items()}
     runs = dict.fromkeys(computations, 0.0)
     runs[entry] = 1.0
     for name in reversed(computations):  # XLA prints callees before their callers
         for line in computations[name]:
-            for callee, times in _calls(line, bounds):
+            for callee, times in _calls(line, computations):
                 if callee in runs:
                     runs[callee] += runs[name] * times
+    found = [(name, line, *_received(name, line, devices)) for name, lines in computations.items() for line in lines]
+    found = [(name, line, kind, count) for name, line, kind, count in found if count]
+    # libtpu splits an asynchronous collective over several computations, each with a copy of the instruction and
+    # its channel: the start, the fusions that advance it beside other work (in a loop, maybe), the done.
+    started = {_channel(line) for name, line, _, _ in found if _ASYNC_START in "".join(computations[name])}
     received: dict[str, float] = {}
-    for name, lines in computations.items():
-        for line in lines:
-            kind, count = _received(name, line, devices)
-            if count:
-                received[kind] = received.get(kind, 0.0) + runs[name] * count
+    for name, line, kind, count in found:
+        if _channel(line) in started and _ASYNC_START not in "".join(computations[name]):
+            continue
+        received[kind] = received.get(kind, 0.0) + runs[name] * count
     return received
+
+
+def _channel(line: str) -> str | None:
+    found = re.search(r"channel_id=(\d+)", line)
+    return found.group(1) if found else None
 
 
 def _split(hlo: str) -> tuple[str, dict[str, list[str]]]:
@@ -66,15 +77,56 @@ def _split(hlo: str) -> tuple[str, dict[str, list[str]]]:
     return entry, computations
 
 
-def _loop_bound(condition: list[str]) -> int:
-    """A scan's condition compares its counter, from 0, with a constant: the trip count (1 if not found)."""
-    constants = dict(match.groups() for line in condition for match in [_CONSTANT.search(line)] if match)
-    compare = next((match for line in condition for match in [_COMPARE.search(line)] if match), None)
-    bound = next((constants[name] for name in compare.groups() if name in constants), 1) if compare else 1
-    return int(bound)
+def _trip_count(condition: list[str], body: list[str]) -> int:
+    """A counted loop's condition is `counter < bound` on a tuple element; its body adds a step to it (libtpu
+    unrolls some loops and steps by 2). The counter is taken to start at 0; 1 when the loop is not of this form."""
+    tests, steps = _definitions(condition), _definitions(body)
+    root = next((d for d in tests.values() if d.root), None)
+    if root is None or root.op != "compare" or "direction=LT" not in root.line or len(root.operands) != 2:
+        return 1
+    counter, bound = (tests.get(name) for name in root.operands)
+    if not (counter and bound and counter.op == "get-tuple-element" and bound.op == "constant"):
+        return 1
+    index = _index(counter.line)
+    step = 1
+    result = next((d for d in steps.values() if d.root and d.op == "tuple"), None)
+    if result is not None and index < len(result.operands):
+        update = steps.get(result.operands[index])
+        if update is not None and update.op == "add":
+            kinds = sorted((steps[name].op, name) for name in update.operands if name in steps)
+            if [op for op, _ in kinds] == ["constant", "get-tuple-element"]:
+                step = max(_constant(steps[kinds[0][1]].line), 1)
+    return max(math.ceil(_constant(bound.line) / step), 1)
 
 
-def _calls(line: str, bounds: dict[str, int]) -> list[tuple[str, float]]:
+@dataclasses.dataclass
+class _Definition:
+    op: str
+    operands: list[str]
+    root: bool
+    line: str
+
+
+def _definitions(lines: list[str]) -> dict[str, _Definition]:
+    """Each instruction of a computation by name: its op and the instructions it reads."""
+    found = {}
+    for line in lines:
+        match = _DEFINITION.match(line)
+        if match:
+            root, name, op, arguments = match.groups()
+            found[name] = _Definition(op, _OPERAND.findall(arguments), bool(root), line)
+    return found
+
+
+def _index(line: str) -> int:
+    return int(re.search(r"index=(\d+)", line).group(1))
+
+
+def _constant(line: str) -> int:
+    return int(re.search(r"constant\((\d+)\)", line).group(1))
+
+
+def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, float]]:
     """(computation, times it runs per run of this instruction) for each computation the instruction calls."""
     instruction = _INSTRUCTION.match(line)
     if not instruction:
@@ -85,7 +137,7 @@ def _calls(line: str, bounds: dict[str, int]) -> list[tuple[str, float]]:
         called += [(name.strip().lstrip("%"), 1.0) for name in branches.group(1).split(",")]
     if instruction.group(2) == "while":  # only the body is among `called`
         condition = re.search(r"condition=%([\w.\-]+)", line).group(1)
-        called = [(name, float(bounds.get(condition, 1))) for name, _ in called]
+        called = [(body, float(_trip_count(computations[condition], computations[body]))) for body, _ in called]
     return called
 
 
@@ -100,9 +152,9 @@ def _received(computation: str, line: str, devices: int) -> tuple[str, float]:
         return "", 0.0
     if kind == "all-reduce" and computation.startswith("all-reduce-scatter"):
         kind = "reduce-scatter"  # libtpu's fusion of an all-reduce and each chip's slice of it
-    shapes = [_bytes(dtype, dims) for dtype, dims in _SHAPE.findall(result)]
+    shapes = [_bytes(dtype, dims) for dtype, dims in _SHAPE.findall(result) if dims]  # not the scalar contexts
     if op.endswith("-start") and kind in ("all-gather", "collective-permute"):
-        shapes = shapes[len(shapes) // 2:]  # the result is (operands, outputs): count the outputs
+        shapes = shapes[len(shapes) // 2:]  # the result is (operands, outputs[, contexts]): count the outputs
     if kind == "collective-permute":
         return kind, sum(shapes)
     group = _group_size(rest, devices)
