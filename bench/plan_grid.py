@@ -84,7 +84,7 @@ def table(records: dict[tuple[str, str], list[dict]]) -> str:
     """One row per cell: the searches' results, and REFERENCE_ROWS a chip in detail."""
     lines = [f"| model | slice | largest rows a chip: no remat / remat | {REFERENCE_ROWS} rows a chip: HBM "
              "| FLOPs per token vs 6N | step at 50% of peak | tokens/s at 50% | collectives: into a chip, at full ICI "
-             "| largest no-remat batch: step at 50%, tokens/s | eval decode (questions x new tokens): HBM "
+             "| largest no-remat batch: step at 50%, tokens/s | eval decode (questions x new tokens): HBM, collectives "
              "| compiles, s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, slice_name), rows in records.items():
@@ -106,7 +106,8 @@ def table(records: dict[tuple[str, str], list[dict]]) -> str:
                  memory(reference), per_token, step, tokens, communication(reference),
                  f"{best_step}, {best_tokens}",
                  "—" if decode is None else f"{decode['settings']['batch']} x {decode['settings']['max_new_tokens']}: "
-                                            f"{memory(decode)}", f"{len(train) + (decode is not None)}, {seconds:.0f}"]
+                                            f"{memory(decode)}, {communication(decode)}",
+                 f"{len(train) + (decode is not None)}, {seconds:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
