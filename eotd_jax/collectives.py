@@ -41,16 +41,16 @@ def collective_bytes(hlo: str, devices: int) -> dict[str, float]:
             for callee, times in _calls(line, computations):
                 if callee in runs:
                     runs[callee] += runs[name] * times
-    found = [(name, line, *_received(name, line, devices)) for name, lines in computations.items() for line in lines]
-    found = [(name, line, kind, count) for name, line, kind, count in found if count]
+    collectives = [(name, line, *_received(name, line, devices))
+                   for name, lines in computations.items() for line in lines]
     # libtpu splits an asynchronous collective over several computations, each with a copy of the instruction and
     # its channel: the start, the fusions that advance it beside other work (in a loop, maybe), the done.
-    started = {_channel(line) for name, line, _, _ in found if _ASYNC_START in "".join(computations[name])}
+    starts = {name for name, lines in computations.items() if any(_ASYNC_START in line for line in lines)}
+    started = {_channel(line) for name, line, _, count in collectives if count and name in starts}
     received: dict[str, float] = {}
-    for name, line, kind, count in found:
-        if _channel(line) in started and _ASYNC_START not in "".join(computations[name]):
-            continue
-        received[kind] = received.get(kind, 0.0) + runs[name] * count
+    for name, line, kind, count in collectives:
+        if count and (name in starts or _channel(line) not in started):
+            received[kind] = received.get(kind, 0.0) + runs[name] * count
     return received
 
 
@@ -123,7 +123,7 @@ def _index(line: str) -> int:
 
 
 def _constant(line: str) -> int:
-    return int(re.search(r"constant\((\d+)\)", line).group(1))
+    return int(re.search(r"constant\((-?\d+)\)", line).group(1))
 
 
 def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, float]]:
