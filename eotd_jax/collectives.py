@@ -153,8 +153,9 @@ def _received(computation: str, line: str, devices: int) -> tuple[str, float]:
     if kind == "all-reduce" and computation.startswith("all-reduce-scatter"):
         kind = "reduce-scatter"  # libtpu's fusion of an all-reduce and each chip's slice of it
     shapes = [_bytes(dtype, dims) for dtype, dims in _SHAPE.findall(result) if dims]  # not the scalar contexts
-    if op.endswith("-start") and kind in ("all-gather", "collective-permute"):
-        shapes = shapes[len(shapes) // 2:]  # the result is (operands, outputs[, contexts]): count the outputs
+    if op.endswith("-start") and kind != "all-reduce":  # the result is (operands, outputs[, contexts])
+        half = len(shapes) // 2
+        shapes = shapes[:half] if kind == "reduce-scatter" else shapes[half:]
     if kind == "collective-permute":
         return kind, sum(shapes)
     group = _group_size(rest, devices)

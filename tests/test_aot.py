@@ -163,6 +163,7 @@ def test_the_train_step_compiles_for_h100s_without_a_gpu():
     train_row, decode_row = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert train_row["fits"] and decode_row["fits"] and train_row["argument_bytes"] > 0
     assert train_row["hbm_bytes"] == int(0.75 * 84929347584) and train_row["settings"]["batch"] == 16
+    assert train_row["collectives"]["all-reduce"] > 0  # the gradients, summed over NVLink
 
 
 def test_missing_libtpu_is_named(monkeypatch):
