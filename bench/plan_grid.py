@@ -2,6 +2,7 @@
 
     python bench/plan_grid.py --out=workdir/plan_grid            # every cell, then the table
     python bench/plan_grid.py --out=workdir/plan_grid --models=codet5-small --slices=v4-8
+    python bench/plan_grid.py --out=workdir/plan_grid --slices=v5p-8 --max_batch=64   # big chips: cap the search
 
 Each cell is one `eotd_jax.aot` process (`configs/paper.py:<model>,<method>`,
 `--find_batch --json`, from 2 rows a chip): the largest per-chip batch with and
@@ -27,6 +28,7 @@ flags.DEFINE_string("out", "workdir/plan_grid", "directory for each cell's JSON 
 flags.DEFINE_list("models", ["codet5-large", "codet5-base", "codet5-small", "flan-t5-large"], "paper.MODELS")
 flags.DEFINE_list("slices", ["v4-8", "v5e-8", "v5e-16", "v5p-8"], "slice names (eotd_jax.slices)")
 flags.DEFINE_string("method", "etd", "configs/paper.py method")
+flags.DEFINE_integer("max_batch", 256, "aot --max_batch: the largest rows a chip the searches try")
 flags.DEFINE_bool("table_only", False, "compile nothing: build the table from the complete cells")
 FLAGS = flags.FLAGS
 REFERENCE_ROWS = 2  # every cell's search starts here, so its memory and speed columns compare across cells
@@ -40,7 +42,7 @@ def run_cell(model: str, slice_name: str) -> None:
     """Compiles one cell in its own process; the records are kept only when the search finished."""
     command = [sys.executable, "-m", "eotd_jax.aot", f"--config=configs/paper.py:{model},{FLAGS.method}",
                f"--topology={slice_name}", f"--config.train.per_device_batch_size={REFERENCE_ROWS}",
-               "--find_batch", "--json"]
+               "--find_batch", f"--max_batch={FLAGS.max_batch}", "--json"]
     print(f"{time.strftime('%H:%M:%S')} {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
     partial = cell_path(model, slice_name) + ".partial"  # each compile's record as it comes
