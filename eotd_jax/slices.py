@@ -49,7 +49,7 @@ device_description_str: "NVIDIA H100 80GB HBM3"
 """
 
 CHIPS = {  # Cloud TPU and NVIDIA spec sheets
-    "v4": Chip("v4", int(30.75 * GIB), 275e12, True, 300e9),  # ICI 2,400 Gbps each way
+    "v4": Chip("v4", int(30.75 * GIB), 275e12, True, 300e9),  # 2,400 Gbps, older docs; the current page gives none
     "v5e": Chip("v5e", int(15.75 * GIB), 197e12, False, 200e9),  # ICI 400 GB/s bidirectional
     "v5p": Chip("v5p", int(95.74 * GIB), 459e12, True, 600e9),  # 1,200 GB/s
     "v6e": Chip("v6e", int(31.25 * GIB), 918e12, False, 400e9),  # 800 GB/s
