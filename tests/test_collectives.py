@@ -1,4 +1,4 @@
-"""eotd_jax.collectives reads the bytes each chip receives from programs libtpu compiled for a 2x2 v5e (no TPU)."""
+"""eotd_jax.collectives reads the bytes each chip receives from programs libtpu compiled for v5e slices (no TPU)."""
 
 from __future__ import annotations
 
