@@ -235,33 +235,8 @@ def _nearest(measured: list[int], around: int) -> tuple[int, int]:
     return pair[0], pair[1]
 
 
-def describe_plan(plan: Plan, facts: dict | None, chip: slices.Chip) -> str:
-    gib = slices.GIB
-    settings = ", ".join(f"{k} {v}" for k, v in plan.settings.items())
-    verdict = (f"fits ({(plan.hbm_bytes - plan.total_bytes) / gib:.2f} GiB free)" if plan.fits else
-               f"does not fit (short by {(plan.total_bytes - plan.hbm_bytes) / gib:.2f} GiB)")
-    lines = [f"{plan.program} step ({settings}), per chip: arguments {plan.argument_bytes / gib:.2f} GiB, "
-             f"temporaries {plan.temp_bytes / gib:.2f} GiB, outputs {plan.output_bytes / gib:.2f} GiB, "
-             f"code {plan.code_bytes / gib:.2f} GiB, total {plan.total_bytes / gib:.2f} GiB of "
-             f"{plan.hbm_bytes / gib:.2f} GiB HBM: {verdict}; compiler ran {plan.compile_seconds:.0f} s"]
-    if plan.program == "train" and plan.flops and facts:
-        chips = int(np.prod(list(facts["mesh"].values())))
-        seconds = plan.flops / chip.peak_flops
-        tokens = plan.settings["batch"] * facts["row_tokens"]
-        per_token = plan.flops * chips / tokens
-        lines.append(f"  {plan.flops:.3e} matmul FLOPs per chip per step ({per_token:.3e} per token = "
-                     f"{per_token / (6 * facts['params']):.2f} x 6N); step time {seconds * 1e3:.1f} ms at 100% of "
-                     f"peak, {2 * seconds * 1e3:.1f} ms at 50%; {tokens / seconds / 2:,.0f} "
-                     "tokens/s at 50%")
-    if plan.fits:
-        lines.append(f"  collectives: {plan.collective_bytes / gib:.3f} GiB into each chip, "
-                     f"{plan.collective_bytes / chip.interconnect_bytes_per_s * 1e3:.1f} ms at the full "
-                     f"{chip.interconnect_bytes_per_s / 1e9:.0f} GB/s a chip takes in (a lower bound; XLA overlaps "
-                     "them with compute where it can)")
-    return "\n".join(lines)
-
-
 def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
+    """The plan with what follows from it on this slice: step time, tokens, FLOPs per token, collectives' time."""
     row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes,
            "collective_bytes": plan.collective_bytes,
            "collective_seconds": plan.collective_bytes / slice_.chip.interconnect_bytes_per_s}
@@ -270,6 +245,30 @@ def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
         row.update(facts, tokens_per_step=tokens, flops_per_token=plan.flops * slice_.chips / tokens,
                    step_seconds_at_50_percent=2 * plan.flops / slice_.chip.peak_flops)
     return row
+
+
+def describe(row: dict, chip: slices.Chip) -> str:
+    """A `record` in words."""
+    gib = slices.GIB
+    settings = ", ".join(f"{k} {v}" for k, v in row["settings"].items())
+    free = row["hbm_bytes"] - row["total_bytes"]
+    verdict = (f"fits ({free / gib:.2f} GiB free)" if row["fits"] else f"does not fit (short by {-free / gib:.2f} GiB)")
+    lines = [f"{row['program']} step ({settings}), per chip: arguments {row['argument_bytes'] / gib:.2f} GiB, "
+             f"temporaries {row['temp_bytes'] / gib:.2f} GiB, outputs {row['output_bytes'] / gib:.2f} GiB, "
+             f"code {row['code_bytes'] / gib:.2f} GiB, total {row['total_bytes'] / gib:.2f} GiB of "
+             f"{row['hbm_bytes'] / gib:.2f} GiB HBM: {verdict}; compiler ran {row['compile_seconds']:.0f} s"]
+    if "step_seconds_at_50_percent" in row:
+        seconds = row["step_seconds_at_50_percent"]
+        lines.append(f"  {row['flops']:.3e} matmul FLOPs per chip per step ({row['flops_per_token']:.3e} per token = "
+                     f"{row['flops_per_token'] / (6 * row['params']):.2f} x 6N); step time {seconds / 2 * 1e3:.1f} ms "
+                     f"at 100% of peak, {seconds * 1e3:.1f} ms at 50%; {row['tokens_per_step'] / seconds:,.0f} "
+                     "tokens/s at 50%")
+    if row["fits"]:
+        lines.append(f"  collectives: {row['collective_bytes'] / gib:.3f} GiB into each chip, "
+                     f"{row['collective_seconds'] * 1e3:.1f} ms at the full "
+                     f"{chip.interconnect_bytes_per_s / 1e9:.0f} GB/s a chip takes in (a lower bound; XLA overlaps "
+                     "them with compute where it can)")
+    return "\n".join(lines)
 
 
 def main(argv):
@@ -293,9 +292,8 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
     facts = train_facts(config, slice_)  # checks the config before any compile
 
     def report(plan: Plan) -> None:
-        program_facts = facts if plan.program == "train" else None
-        print(json.dumps(record(plan, program_facts, slice_)) if _JSON.value else
-              describe_plan(plan, program_facts, chip), flush=True)
+        row = record(plan, facts if plan.program == "train" else None, slice_)
+        print(json.dumps(row) if _JSON.value else describe(row, chip), flush=True)
 
     def train_planner(config: ConfigDict) -> Plan:
         return plan_train(config, slice_, _DUMP_HLO.value)

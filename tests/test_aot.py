@@ -10,16 +10,16 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 from runs import python_module
+from tiny_steps import tiny_train_step
 
 import configs.default
 from eotd_jax import checkpoints, slices
-from eotd_jax.aot import Plan, find_batch, matmul_flops
+from eotd_jax.aot import Plan, describe, find_batch, matmul_flops, record
 from eotd_jax.collectives import collective_bytes
 from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
-from eotd_jax.model.sharding import make_mesh, param_shardings
+from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.model.t5 import T5
-from eotd_jax.trainer import make_train_step
 
 TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
@@ -27,24 +27,16 @@ TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.
 
 def _compiled_here(v5e_2x2, per_device: int):
     """The same programs compiled in this process straight from the trainer and the decoder, for comparison."""
-    config = configs.default.get_config()
-    config.train.per_device_batch_size = per_device
     mesh = make_mesh((-1, 1, 1), v5e_2x2.devices)
-    model_config = get_config("t5-tiny", dropout_rate=0.0)
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
-    shardings = param_shardings(state, mesh)
+    traced, _ = tiny_train_step(mesh, 4 * per_device, 128, 64)
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(get_config("t5-tiny", dropout_rate=0.0), nnx.Rngs(0))))
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-    step = make_train_step(config, model_config, graphdef, params, shardings, mesh)
-    rows = 4 * per_device
-    batch = {name: jax.ShapeDtypeStruct((rows, length), jnp.int32, sharding=step.batch_sharding)
-             for name, length in (("inputs", 128), ("input_segments", 128), ("targets", 64),
-                                  ("target_segments", 64))}
-    train = step.fn.lower(checkpoints.abstract_like(step.state_shapes, step.state_shardings), batch).compile()
-    placed = checkpoints.abstract_like(params, shardings)
-    ids = jax.ShapeDtypeStruct((8, 128), jnp.int32, sharding=step.batch_sharding)
-    mask = jax.ShapeDtypeStruct((8, 128), jnp.bool_, sharding=step.batch_sharding)
+    placed = checkpoints.abstract_like(params, param_shardings(state, mesh))
+    rows = batch_sharding(mesh)
+    ids = jax.ShapeDtypeStruct((8, 128), jnp.int32, sharding=rows)
+    mask = jax.ShapeDtypeStruct((8, 128), jnp.bool_, sharding=rows)
     decode = jax.jit(lambda p, i, m: greedy(nnx.merge(graphdef, p), i, m, 16)).lower(placed, ids, mask).compile()
-    return train, decode
+    return traced.lower().compile(), decode
 
 
 def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled_memory(v5e_2x2, tmp_path):
@@ -79,17 +71,10 @@ def test_tiny_train_and_decode_steps_compile_for_v5e_2x2_and_report_the_compiled
 
 def test_matmul_flops_count_every_scanned_layer_as_xla_counts_unrolled_ones():
     assert matmul_flops(jax.make_jaxpr(jnp.dot)(jnp.ones((3, 5)), jnp.ones((5, 7))).jaxpr) == 2 * 3 * 5 * 7
-    config = configs.default.get_config()
+    mesh = make_mesh((1, 1, 1), jax.devices()[:1])
     counts = {}
     for scan in (True, False):
-        model_config = get_config("t5-tiny", dropout_rate=0.0, scan_layers=scan)
-        graphdef, state = nnx.split(nnx.eval_shape(lambda c=model_config: T5(c, nnx.Rngs(0))))
-        mesh = make_mesh((1, 1, 1), jax.devices()[:1])
-        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-        step = make_train_step(config, model_config, graphdef, params, param_shardings(state, mesh), mesh)
-        batch = {name: jax.ShapeDtypeStruct((4, length), jnp.int32, sharding=step.batch_sharding)
-                 for name, length in (("inputs", 32), ("input_segments", 32), ("targets", 16), ("target_segments", 16))}
-        traced = step.fn.trace(checkpoints.abstract_like(step.state_shapes, step.state_shardings), batch)
+        traced, _ = tiny_train_step(mesh, 4, 32, 16, scan_layers=scan)
         counts[scan] = matmul_flops(traced.jaxpr.jaxpr), traced.lower().compile().cost_analysis()["flops"]
     assert counts[True][0] == counts[False][0]
     assert counts[True][1] < 0.8 * counts[False][1]  # XLA counts the scanned layers once
@@ -116,6 +101,23 @@ def test_the_paper_codet5_small_remat_step_compiles_for_v4_8(v5e_2x2):
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["fits"] and row["settings"] == {"batch": 8, "per_device": 2, "remat": True}
+
+
+def test_the_report_in_words_gives_the_records_step_time_tokens_and_collectives(v5e_2x2):
+    """A fitting train plan on 4 v5e chips (197 TFLOP/s, 200 GB/s in): 10 ms of FLOPs at peak, 10 ms of
+    collectives."""
+    plan = Plan("train", {"batch": 8, "per_device": 2, "remat": False}, True, 2**30, 2**30, 0, 2**20,
+                v5e_2x2.chip.hbm_bytes, flops=1.97e12, compile_seconds=3.0, collectives={"all-gather": 2e9})
+    tokens_per_chip = 8 * 192 / 4
+    facts = {"model": "t5-tiny", "params": 1.97e12 / tokens_per_chip / 6, "dtype": "bfloat16",
+             "mesh": {"data": 4, "fsdp": 1, "tensor": 1}, "row_tokens": 192}
+    row = record(plan, facts, v5e_2x2)
+    assert row["step_seconds_at_50_percent"] == pytest.approx(0.02) and row["collective_seconds"] == 0.01
+    lines = describe(row, v5e_2x2.chip).splitlines()
+    assert lines[0].startswith("train step (batch 8, per_device 2, remat False), per chip: arguments 1.00 GiB")
+    assert "total 2.00 GiB of 15.75 GiB HBM: fits (13.75 GiB free); compiler ran 3 s" in lines[0]
+    assert "= 1.00 x 6N); step time 10.0 ms at 100% of peak, 20.0 ms at 50%; 76,800 tokens/s at 50%" in lines[1]
+    assert lines[2].startswith("  collectives: 1.863 GiB into each chip, 10.0 ms at the full 200 GB/s")
 
 
 @pytest.mark.parametrize("fixed_gib, per_row_gib, curve, expected", [

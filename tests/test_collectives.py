@@ -5,16 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tiny_steps import tiny_train_step
 
-import configs.default
-from eotd_jax import checkpoints, slices
+from eotd_jax import slices
 from eotd_jax.collectives import collective_bytes
-from eotd_jax.model.config import get_config
-from eotd_jax.model.sharding import make_mesh, param_shardings
-from eotd_jax.model.t5 import T5
-from eotd_jax.trainer import count_params, make_train_step
+from eotd_jax.model.sharding import make_mesh
+from eotd_jax.trainer import count_params
 
 
 def test_gathering_a_sharded_array_counts_the_three_quarters_each_chip_lacks(v5e_2x2):
@@ -51,17 +48,9 @@ def test_a_scanned_models_collectives_count_once_per_layer_as_the_unrolled_model
     mesh = make_mesh((1, -1, 1), v5e_2x2.devices)
     received = {}
     for scan in (True, False):
-        model_config = get_config("t5-tiny", dropout_rate=0.0, scan_layers=scan, num_layers=4,
-                                  num_decoder_layers=4)
-        graphdef, state = nnx.split(nnx.eval_shape(lambda c=model_config: T5(c, nnx.Rngs(0))))
-        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-        step = make_train_step(configs.default.get_config(), model_config, graphdef, params,
-                               param_shardings(state, mesh), mesh)
-        batch = {name: jax.ShapeDtypeStruct((8, length), jnp.int32, sharding=step.batch_sharding)
-                 for name, length in (("inputs", 64), ("input_segments", 64), ("targets", 32), ("target_segments", 32))}
-        compiled = step.fn.lower(checkpoints.abstract_like(step.state_shapes, step.state_shardings), batch).compile()
-        received[scan] = collective_bytes(compiled.as_text(), 4)
-    params = count_params(nnx.to_pure_dict(state))
+        traced, params = tiny_train_step(mesh, 8, 64, 32, scan_layers=scan, num_layers=4, num_decoder_layers=4)
+        received[scan] = collective_bytes(traced.lower().compile().as_text(), 4)
+    params = count_params(params)
     reduced = {scan: kinds.get("all-reduce", 0) + kinds.get("reduce-scatter", 0) for scan, kinds in received.items()}
     assert abs(reduced[True] / reduced[False] - 1) < 0.01, received
     assert abs(received[True]["all-gather"] / received[False]["all-gather"] - 1) < 0.05, received
