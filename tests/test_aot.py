@@ -10,16 +10,14 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 from runs import python_module
-from tiny_steps import tiny_train_step
+from tiny_steps import tiny_model, tiny_train_step
 
 import configs.default
 from eotd_jax import checkpoints, slices
 from eotd_jax.aot import Plan, describe, find_batch, matmul_flops, record
 from eotd_jax.collectives import collective_bytes
-from eotd_jax.model.config import get_config
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
-from eotd_jax.model.t5 import T5
 
 TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
@@ -28,10 +26,10 @@ TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.
 def _compiled_here(v5e_2x2, per_device: int):
     """The same programs compiled in this process straight from the trainer and the decoder, for comparison."""
     mesh = make_mesh((-1, 1, 1), v5e_2x2.devices)
-    traced, _ = tiny_train_step(mesh, 4 * per_device, 128, 64)
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(get_config("t5-tiny", dropout_rate=0.0), nnx.Rngs(0))))
-    params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-    placed = checkpoints.abstract_like(params, param_shardings(state, mesh))
+    model = tiny_model()
+    _, graphdef, state = model
+    traced = tiny_train_step(model, mesh, 4 * per_device, 128, 64)
+    placed = checkpoints.abstract_like(nnx.to_pure_dict(state), param_shardings(state, mesh))
     rows = batch_sharding(mesh)
     ids = jax.ShapeDtypeStruct((8, 128), jnp.int32, sharding=rows)
     mask = jax.ShapeDtypeStruct((8, 128), jnp.bool_, sharding=rows)
@@ -74,7 +72,7 @@ def test_matmul_flops_count_every_scanned_layer_as_xla_counts_unrolled_ones():
     mesh = make_mesh((1, 1, 1), jax.devices()[:1])
     counts = {}
     for scan in (True, False):
-        traced, _ = tiny_train_step(mesh, 4, 32, 16, scan_layers=scan)
+        traced = tiny_train_step(tiny_model(scan_layers=scan), mesh, 4, 32, 16)
         counts[scan] = matmul_flops(traced.jaxpr.jaxpr), traced.lower().compile().cost_analysis()["flops"]
     assert counts[True][0] == counts[False][0]
     assert counts[True][1] < 0.8 * counts[False][1]  # XLA counts the scanned layers once
