@@ -187,8 +187,7 @@ def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None =
     rows = batch_sharding(mesh)
     if batch % data_parallel_size(mesh):
         rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                          nnx.to_pure_dict(state), shardings)
+    params = checkpoints.abstract_like(nnx.to_pure_dict(state), shardings)
     ids = jax.ShapeDtypeStruct((batch, config.data.source_length), jnp.int32, sharding=rows)
     mask = jax.ShapeDtypeStruct((batch, config.data.source_length), jnp.bool_, sharding=rows)
 
