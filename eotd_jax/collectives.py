@@ -20,11 +20,10 @@ import math
 import re
 
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) ")
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%[\w.\-]+ = (.+?) ([a-z][\w\-]*)\((.*)$")
+_INSTRUCTION = re.compile(r"^\s*(ROOT )?%([\w.\-]+) = (.+?) ([a-z][\w\-]*)\((.*)$")
 _SHAPE = re.compile(r"\b(pred|[a-z]+\d+[a-z0-9]*)\[([\d,]*)\]")
 _CALLEES = re.compile(r"\b(?:calls|to_apply|body|true_computation|false_computation)=%([\w.\-]+)")
 _BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
-_DEFINITION = re.compile(r"^\s*(ROOT )?%([\w.\-]+) = .*? ([a-z][\w\-]*)\(([^)]*)\)")
 _OPERAND = re.compile(r"%([\w.\-]+)")
 _ASYNC_START = 'custom_call_target="AsyncCollectiveStart"'
 _KINDS = {"all-gather": 1.0, "reduce-scatter": 1.0, "all-reduce": 2.0, "all-to-all": 1.0}
@@ -100,22 +99,31 @@ def _trip_count(condition: list[str], body: list[str]) -> int:
 
 
 @dataclasses.dataclass
-class _Definition:
-    op: str
-    operands: list[str]
+class _Instruction:
     root: bool
+    name: str
+    result: str  # the result's shape(s)
+    op: str
+    rest: str  # the operands and attributes after `op(`
     line: str
 
+    @property
+    def operands(self) -> list[str]:
+        return _OPERAND.findall(self.rest.split(")", 1)[0])
 
-def _definitions(lines: list[str]) -> dict[str, _Definition]:
-    """Each instruction of a computation by name: its op and the instructions it reads."""
-    found = {}
-    for line in lines:
-        match = _DEFINITION.match(line)
-        if match:
-            root, name, op, arguments = match.groups()
-            found[name] = _Definition(op, _OPERAND.findall(arguments), bool(root), line)
-    return found
+
+def _parse(line: str) -> _Instruction | None:
+    """One instruction line of HLO text; None for any other line."""
+    match = _INSTRUCTION.match(line)
+    if not match:
+        return None
+    root, name, result, op, rest = match.groups()
+    return _Instruction(bool(root), name, result, op, rest, line)
+
+
+def _definitions(lines: list[str]) -> dict[str, _Instruction]:
+    """Each instruction of a computation by name."""
+    return {instruction.name: instruction for instruction in map(_parse, lines) if instruction}
 
 
 def _index(line: str) -> int:
@@ -128,14 +136,14 @@ def _constant(line: str) -> int:
 
 def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, float]]:
     """(computation, times it runs per run of this instruction) for each computation the instruction calls."""
-    instruction = _INSTRUCTION.match(line)
+    instruction = _parse(line)
     if not instruction:
         return []
     called = [(name, 1.0) for name in _CALLEES.findall(line)]
     branches = _BRANCHES.search(line)
     if branches:
         called += [(name.strip().lstrip("%"), 1.0) for name in branches.group(1).split(",")]
-    if instruction.group(2) == "while":  # only the body is among `called`
+    if instruction.op == "while":  # only the body is among `called`
         condition = re.search(r"condition=%([\w.\-]+)", line).group(1)
         called = [(body, float(_trip_count(computations[condition], computations[body]))) for body, _ in called]
     return called
@@ -143,10 +151,10 @@ def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, flo
 
 def _received(computation: str, line: str, devices: int) -> tuple[str, float]:
     """(kind, bytes into one chip) of a collective instruction; ("", 0) for any other."""
-    instruction = _INSTRUCTION.match(line)
+    instruction = _parse(line)
     if not instruction:
         return "", 0.0
-    result, op, rest = instruction.groups()
+    result, op, rest = instruction.result, instruction.op, instruction.rest
     kind = op.removesuffix("-start")
     if kind not in _KINDS and kind != "collective-permute":
         return "", 0.0
