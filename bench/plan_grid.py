@@ -22,11 +22,11 @@ import time
 
 from absl import app, flags
 
-from eotd_jax.slices import GIB
+from eotd_jax.planning.slices import GIB
 
 flags.DEFINE_string("out", "workdir/plan_grid", "directory for each cell's JSON records and grid.md")
 flags.DEFINE_list("models", ["codet5-large", "codet5-base", "codet5-small", "flan-t5-large"], "paper.MODELS")
-flags.DEFINE_list("slices", ["v4-8", "v5e-8", "v5e-16", "v5p-8"], "slice names (eotd_jax.slices)")
+flags.DEFINE_list("slices", ["v4-8", "v5e-8", "v5e-16", "v5p-8"], "slice names (eotd_jax.planning.slices)")
 flags.DEFINE_string("method", "etd", "configs/paper.py method")
 flags.DEFINE_integer("max_batch", 256, "aot --max_batch: the largest rows a chip the searches try")
 flags.DEFINE_bool("table_only", False, "compile nothing: build the table from the complete cells")
@@ -93,7 +93,7 @@ def table(records: dict[tuple[str, str], list[dict]]) -> str:
         found = next(row for row in rows if "largest_per_device_batch" in row)
         train = [row for row in rows if row.get("program") == "train"]
         decode = next((row for row in rows if row.get("program") == "decode"), None)
-        reference = train[0]  # the search measures REFERENCE_ROWS first (eotd_jax.aot.find_batch)
+        reference = train[0]  # the search measures REFERENCE_ROWS first (eotd_jax.planning.plan.find_batch)
         best = next((row for row in train if row["settings"]["per_device"] == found["largest_per_device_batch"]
                      and not row["settings"]["remat"] and row["fits"]), None)
 

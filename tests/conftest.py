@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from runs import python_module
 
-from eotd_jax import slices
+from eotd_jax.planning import slices
 from eotd_jax.thoughts.sandbox import SandboxPool
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

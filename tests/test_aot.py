@@ -13,9 +13,10 @@ from runs import python_module
 from tiny_steps import tiny_model, tiny_train_step
 
 import configs.default
-from eotd_jax import checkpoints, slices
-from eotd_jax.aot import Plan, describe, find_batch, matmul_flops, record
-from eotd_jax.collectives import collective_bytes
+from eotd_jax import checkpoints
+from eotd_jax.planning import slices
+from eotd_jax.planning.plan import Plan, describe, find_batch, matmul_flops, record
+from eotd_jax.planning.collectives import collective_bytes
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 

@@ -1,4 +1,4 @@
-"""eotd_jax.collectives reads the bytes each chip receives from programs libtpu compiled for v5e slices (no TPU)."""
+"""eotd_jax.planning.collectives reads the bytes each chip receives from programs libtpu compiled for v5e slices (no TPU)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tiny_steps import tiny_model, tiny_train_step
 
-from eotd_jax import slices
-from eotd_jax.collectives import collective_bytes
+from eotd_jax.planning import slices
+from eotd_jax.planning.collectives import collective_bytes
 from eotd_jax.model.sharding import make_mesh
 from eotd_jax.trainer import count_params
 
