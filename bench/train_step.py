@@ -25,10 +25,10 @@ import transformers
 from absl import app, flags
 from flax import nnx
 
-from eotd_jax.planning.plan import matmul_flops
 from eotd_jax.model.config import get_config
 from eotd_jax.model.hf_io import config_to_hf
 from eotd_jax.model.t5 import T5, shift_right
+from eotd_jax.planning.plan import matmul_flops
 
 _MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
 _BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")

@@ -26,8 +26,17 @@ from ml_collections import ConfigDict, config_flags
 
 from eotd_jax.model.sharding import data_parallel_size
 from eotd_jax.planning import slices
-from eotd_jax.planning.plan import Plan, describe, find_batch, plan_decode, plan_train, record, train_facts, \
-    train_mesh, with_settings
+from eotd_jax.planning.plan import (
+    Plan,
+    describe,
+    find_batch,
+    plan_decode,
+    plan_train,
+    record,
+    train_facts,
+    train_mesh,
+    with_settings,
+)
 from eotd_jax.trainer import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",

@@ -14,11 +14,11 @@ from tiny_steps import tiny_model, tiny_train_step
 
 import configs.default
 from eotd_jax import checkpoints
-from eotd_jax.planning import slices
-from eotd_jax.planning.plan import Plan, describe, find_batch, matmul_flops, record
-from eotd_jax.planning.collectives import collective_bytes
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
+from eotd_jax.planning import slices
+from eotd_jax.planning.collectives import collective_bytes
+from eotd_jax.planning.plan import Plan, describe, find_batch, matmul_flops, record
 
 TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]

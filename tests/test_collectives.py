@@ -1,4 +1,4 @@
-"""eotd_jax.planning.collectives reads the bytes each chip receives from programs libtpu compiled for v5e slices (no TPU)."""
+"""eotd_jax.planning.collectives: the bytes each chip receives, read from programs libtpu compiled for v5e slices."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tiny_steps import tiny_model, tiny_train_step
 
+from eotd_jax.model.sharding import make_mesh
 from eotd_jax.planning import slices
 from eotd_jax.planning.collectives import collective_bytes
-from eotd_jax.model.sharding import make_mesh
 from eotd_jax.trainer import count_params
 
 
