@@ -32,6 +32,7 @@ from data_gen.verification import verify_candidates, yield_report
 from data_gen.writer import write_shards
 from eotd_jax import paths
 from eotd_jax.benchmarks import DATASETS, SYNTHETIC, DatasetFormatError, Problem, load_problems
+from eotd_jax.benchmarks.synthetic_families import FAMILY_NAMES, FORWARD
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -40,7 +41,8 @@ _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared",
 flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
 flags.DEFINE_string("dataset", "synthetic", f"one of {', '.join(DATASETS)}")
-flags.DEFINE_string("split", "train", "dataset split (synthetic: train, validation, test, test_unseen)")
+flags.DEFINE_string("split", "train", "dataset split (synthetic: train, validation, test, and test_unseen for the "
+                    "forward family, test_compositional for the others)")
 flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
                   "paper: EoT with a `%` comment line before each equation, as the paper's teacher wrote it "
                   "(also the gold teacher's EoT); compact: bare equations")
@@ -49,7 +51,8 @@ flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their ori
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
 flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
 flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
-flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from the synthetic source")
+flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from each synthetic family")
+flags.DEFINE_list("synthetic_families", [FORWARD], f"synthetic families to draw from: {', '.join(FAMILY_NAMES)}")
 flags.DEFINE_integer("max_per_thought", 0, "keep at most this many distinct verified rationales per problem and "
                      "thought (0: no cap)")
 flags.DEFINE_string("out", None, "output directory, local or gs://", required=True)
@@ -92,6 +95,8 @@ def problems_to_teach() -> list[Problem]:
     limit = FLAGS.limit
     if FLAGS.dataset == SYNTHETIC:
         limit = min(limit, FLAGS.synthetic_count) if limit else FLAGS.synthetic_count
+        return [problem for family in FLAGS.synthetic_families
+                for problem in load_problems(f"{SYNTHETIC}/{family}/{FLAGS.split}", FLAGS.data_dir, limit, FLAGS.seed)]
     return load_problems(f"{FLAGS.dataset}/{FLAGS.split}", FLAGS.data_dir, limit, FLAGS.seed)
 
 
@@ -158,7 +163,8 @@ def main(argv):
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 
 
-_SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
+_SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "synthetic_families",
+             "max_per_thought", "num_shards",
              "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
              "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -28,6 +31,27 @@ def test_splits_share_no_question_and_unseen_templates_stay_out_of_training():
     assert {_template(p) for split in ("train", "validation", "test") for p in splits[split]} == set(TRAIN_TEMPLATES)
     assert {_template(p) for p in splits["test_unseen"]} == set(UNSEEN_TEMPLATES)
     assert len(TRAIN_TEMPLATES) + len(UNSEEN_TEMPLATES) >= 15
+
+
+# sha256 of the problems (every field) that the forward family gave before the other families were added: the
+# quickstart's data and its accuracy table rest on these exact problems.
+_FORWARD_PROBLEMS = {
+    (4000, 0, "train"): "d1894fdb23e81ff3e39ba65703d19b31c049d5a5b51bd05e63fc0f8d5d01eef6",
+    (200, 0, "validation"): "69f3e84dfb006d02641b7125c96af2f0cf1f267eb32992c2fb0de4e402b4fda6",
+    (200, 0, "test"): "efa91298c2e797fef0ac5bd68e9c20baf24c2efb375180f92e2c06381d77a1e2",
+    (200, 0, "test_unseen"): "47df20897614c9023177ebedd684dc6716c404f63466cfbf6fdd6655076724fe",
+    (300, 1, "train"): "977886117bca6a5d352089daac61679a3a351cc7504ff255cd35297dbb4b78b0",
+    (100, 3, "test"): "caf09805bba158573afcd99f6e36f88444e8ba563a4efe197c633bdf4036c1c9",
+}
+
+
+@pytest.mark.parametrize(("count", "seed", "split"), list(_FORWARD_PROBLEMS))
+def test_the_forward_family_draws_exactly_the_problems_it_always_drew(count, seed, split):
+    loaded = load_problems(f"synthetic/{split}", limit=count, seed=seed)
+    for problems in (synthetic_problems(count, seed, split), loaded):
+        rows = [{k: str(v) for k, v in dataclasses.asdict(p).items()} for p in problems]
+        assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == _FORWARD_PROBLEMS[
+            count, seed, split]
 
 
 def test_problems_need_two_to_five_steps_with_two_and_three_digit_products_and_quotients():

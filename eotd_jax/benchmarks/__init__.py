@@ -3,6 +3,7 @@ hub copies through `datasets` (the hub itself, or copies kept anywhere); and the
 return `Problem`s; `load_problems` is the one entry for every source.
 
     load_problems("synthetic/test_unseen", limit=200)  # `name` or `name/split` (default split: test)
+    load_problems("synthetic/two_unknowns/test_compositional")  # synthetic: `synthetic[/family][/split]`
     load("svamp", data_dir="../shared/datasets")
     load("asdiv", data_dir="gs://bucket/benchmarks", subset="full")   # 2,305 instead of 2,096
     load_from_hub("gsm8k", split="test")
@@ -14,7 +15,7 @@ from __future__ import annotations
 from eotd_jax import paths
 from eotd_jax.benchmarks import asdiv, gsm8k, multiarith, svamp
 from eotd_jax.benchmarks.problem import DatasetFormatError, Problem
-from eotd_jax.benchmarks.synthetic import synthetic_problems
+from eotd_jax.benchmarks.synthetic_families import family_problems, parse_dataset
 
 __all__ = ["BENCHMARKS", "DATASETS", "HUB_SOURCE", "DatasetFormatError", "Problem", "load", "load_from",
            "load_from_hub", "load_problems"]
@@ -29,13 +30,15 @@ SYNTHETIC_EVAL_COUNT = 200  # synthetic problems drawn when no limit is given
 def load_problems(dataset: str, data_dir: str = "", limit: int = 0, seed: int = 0) -> list[Problem]:
     """The first `limit` (0: all; synthetic: 200) answerable problems of `name` or `name/split` (default: test).
 
-    Synthetic problems are drawn with `seed`; benchmarks are read from `data_dir` (a directory, local or
-    gs://, `hub` or `hub:<dir>`: see `load_from`).
+    Synthetic problems are drawn with `seed`, from the family `synthetic/<family>/<split>` names (default:
+    forward, whose splits are also `synthetic/<split>`); benchmarks are read from `data_dir` (a directory,
+    local or gs://, `hub` or `hub:<dir>`: see `load_from`).
     """
     name, _, split = dataset.partition("/")
-    split = split or "test"
     if name == SYNTHETIC:
-        return synthetic_problems(limit or SYNTHETIC_EVAL_COUNT, seed, split)
+        family, split = parse_dataset(split)
+        return family_problems(family, limit or SYNTHETIC_EVAL_COUNT, seed, split)
+    split = split or "test"
     if name not in BENCHMARKS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     problems = [p for p in load_from(data_dir, name, split) if p.answer is not None]
