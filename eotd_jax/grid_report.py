@@ -1,98 +1,142 @@
-"""The mini-grid's table and plot from its students' eval results: `python -m eotd_jax.grid_report`.
+"""The mini-grid's tables and plot from its students' eval results: `python -m eotd_jax.grid_report`.
 
     python -m eotd_jax.grid_report --grid_dir=workdir/mini_grid
 
-Reads `<grid_dir>/<method>/eval/results.json` (the eval binary's output) for
-each method that has one and writes `<grid_dir>/results.md` (accuracy per
-method, strategy and split; outcomes of each thought's rationale) and
-`<grid_dir>/results.png`.
+Reads `<grid_dir>/<method>/seed<k>/eval/results.json` (the eval binary's
+output) for every method and seed evaluated, and writes `<grid_dir>/results.md`:
+per synthetic family, the accuracy of each student and strategy on the family's
+test split and its held-out split (mean and range over seeds), then the outcomes
+of each thought's rationale summed over seeds; and `<grid_dir>/results.png`, a
+panel per family.
 """
 
 from __future__ import annotations
 
+import collections
+import glob
 import json
 import os
+import re
+import statistics
 import sys
 
 from absl import app, flags
 
+from eotd_jax.benchmarks.synthetic_families import FAMILY_NAMES, parse_dataset
+from eotd_jax.thoughts import THOUGHTS
+
 METHODS = {"cotd": ["cot"], "potd": ["pot"], "eotd": ["eot"], "etd": ["etd", "vote", "cot", "pot", "eot"]}
 LABELS = {"cotd": "CoTD", "potd": "PoTD", "eotd": "EoTD", "etd": "ETD"}
-SPLITS = {"synthetic/test": "in-distribution", "synthetic/test_unseen": "unseen templates"}
+SPLITS = {"test": "test", "test_unseen": "unseen templates", "test_compositional": "new compositions"}
 
-flags.DEFINE_string("grid_dir", "workdir/mini_grid", "directory holding one workdir per method")
+flags.DEFINE_string("grid_dir", "workdir/mini_grid", "directory holding <method>/seed<k> workdirs")
 FLAGS = flags.FLAGS
 
+# {method: {seed: the eval binary's results.json}}
+Results = dict[str, dict[int, dict]]
 
-def load_results(grid_dir: str) -> dict[str, dict]:
-    """{method: the eval binary's results.json} for every method evaluated under `grid_dir`."""
-    results = {}
+
+def load_results(grid_dir: str) -> Results:
+    """Every method's and seed's eval results under `grid_dir`."""
+    results: Results = {}
     for method in METHODS:
-        path = os.path.join(grid_dir, method, "eval", "results.json")
-        if os.path.isfile(path):
+        for path in sorted(glob.glob(os.path.join(grid_dir, method, "seed*", "eval", "results.json"))):
+            seed = int(re.fullmatch(r"seed(\d+)", os.path.basename(os.path.dirname(os.path.dirname(path))))[1])
             with open(path, encoding="utf-8") as file:
-                results[method] = json.load(file)
+                results.setdefault(method, {})[seed] = json.load(file)
     if not results:
-        raise FileNotFoundError(f"no <method>/eval/results.json under {grid_dir}")
+        raise FileNotFoundError(f"no <method>/seed<k>/eval/results.json under {grid_dir}")
     return results
 
 
-def table(results: dict[str, dict]) -> str:
-    splits = [s for s in SPLITS if any(s in r for r in results.values())]
-    lines = ["| student | strategy | " + " | ".join(f"{SPLITS[s]} (n)" for s in splits) + " |",
-             "|---|---" + "|---" * len(splits) + "|"]
-    for method, result in results.items():
-        for strategy in METHODS[method]:
-            cells = [f"{100 * result[s]['accuracy'][strategy]:.1f} ({result[s]['questions']})" if s in result
-                     and strategy in result[s]["accuracy"] else "-" for s in splits]
-            lines.append(f"| {LABELS[method]} | {strategy} | " + " | ".join(cells) + " |")
-    lines += ["", "| student | thought | split | outcomes of the rationale |", "|---|---|---|---|"]
-    for method, result in results.items():
-        for split in splits:
-            for thought, counts in result.get(split, {}).get("outcomes_per_thought", {}).items():
-                if counts:
-                    outcome = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                    lines.append(f"| {LABELS[method]} | {thought} | {SPLITS[split]} | {outcome} |")
+def by_family(results: Results) -> dict[str, dict[str, str]]:
+    """{family: {split: dataset name}} for the synthetic datasets evaluated, in family order."""
+    found: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for seeds in results.values():
+        for result in seeds.values():
+            for dataset in result:
+                name, _, rest = dataset.partition("/")
+                if name == "synthetic":
+                    family, split = parse_dataset(rest)
+                    found[family][split] = dataset
+    order = list(SPLITS)
+    return {family: dict(sorted(found[family].items(), key=lambda item: order.index(item[0]) if item[0] in order
+                                else len(order))) for family in FAMILY_NAMES if family in found}
+
+
+def accuracies(results: Results, method: str, strategy: str, dataset: str) -> list[float]:
+    """The strategy's accuracy (%) on `dataset`, one per seed that evaluated it."""
+    return [100 * r[dataset]["accuracy"][strategy] for r in results[method].values()
+            if dataset in r and strategy in r[dataset]["accuracy"]]
+
+
+def cell(values: list[float], seeds: int) -> str:
+    """Mean (lowest-highest) over the seeds; a note where fewer than the grid's `seeds` were evaluated."""
+    if not values:
+        return "-"
+    text = f"{values[0]:.1f}" if len(values) == 1 else \
+        f"{statistics.mean(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+    return text if len(values) == seeds else f"{text} [{len(values)} of {seeds} seeds]"
+
+
+def table(results: Results) -> str:
+    seeds = sorted({seed for method in results.values() for seed in method})
+    lines = [f"Accuracy (%) per family: the mean over seeds {', '.join(map(str, seeds))} and, in parentheses, "
+             "the lowest and highest seed."]
+    for family, datasets in by_family(results).items():
+        questions = {split: max(r[d]["questions"] for m in results.values() for r in m.values() if d in r)
+                     for split, d in datasets.items()}
+        lines += ["", f"**{family}**", "",
+                  "| student | strategy | " + " | ".join(f"{SPLITS.get(s, s)} (n={questions[s]})" for s in datasets)
+                  + " |", "|---|---" + "|---" * len(datasets) + "|"]
+        for method in results:
+            for strategy in METHODS[method]:
+                cells = [cell(accuracies(results, method, strategy, d), len(seeds)) for d in datasets.values()]
+                lines.append(f"| {LABELS[method]} | {strategy} | " + " | ".join(cells) + " |")
+    lines += ["", "Outcomes of each thought's first rationale, summed over seeds:", "",
+              "| family | student | thought | test | held out |", "|---|---|---|---|---|"]
+    for family, datasets in by_family(results).items():
+        for method, seeds in results.items():
+            for thought in THOUGHTS:
+                cells = []
+                held_out = next((d for split, d in datasets.items() if split != "test"), None)
+                for dataset in (datasets.get("test"), held_out):
+                    counts: collections.Counter = collections.Counter()
+                    for result in seeds.values():
+                        counts.update(result.get(dataset, {}).get("outcomes_per_thought", {}).get(thought, {}))
+                    cells.append(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+                if any(cells):
+                    lines.append(f"| {family} | {LABELS[method]} | {thought} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(results: dict[str, dict], path: str) -> None:
+def plot(results: Results, path: str) -> None:
+    """A panel per family: a bar per student and strategy (ETD: its fallback and the vote) and split, with the
+    range over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [(method, strategy) for method, result in results.items() for strategy in METHODS[method][:2]
-            if any(strategy in r.get("accuracy", {}) for r in result.values())]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
-    width = 0.8 / len(SPLITS)
-    for k, (split, label) in enumerate(SPLITS.items()):
-        heights = [100 * results[m].get(split, {}).get("accuracy", {}).get(s, 0.0) for m, s in bars]
-        left.bar([i + k * width for i in range(len(bars))], heights, width, label=label)
-    left.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))],
-                    [f"{LABELS[m]}\n{s}" for m, s in bars])
-    left.set_ylim(0, 100)
-    left.set_ylabel("accuracy (%)")
-    left.set_title("accuracy per student and split")
-    left.legend(fontsize="small")
-    rows = [(m, t) for m, r in results.items() for t, c in r.get("synthetic/test", {}).get(
-        "outcomes_per_thought", {}).items() if c]
-    outcomes = sorted({o for m, t in rows for o in results[m]["synthetic/test"]["outcomes_per_thought"][t]},
-                      key=lambda outcome: (outcome != "correct", outcome))  # correct at the bottom
-    bottom = [0.0] * len(rows)
-    for outcome in outcomes:
-        shares = []
-        for m, t in rows:
-            counts = results[m]["synthetic/test"]["outcomes_per_thought"][t]
-            shares.append(100 * counts.get(outcome, 0) / sum(counts.values()))
-        right.bar(range(len(rows)), shares, 0.7, bottom=bottom, label=outcome)
-        bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
-    right.set_xticks(range(len(rows)), [f"{LABELS[m]}\n{t}" for m, t in rows])
-    right.set_ylabel("% of in-distribution questions")
-    right.set_title("outcome of each thought's rationale")
-    right.legend(fontsize="small", loc="lower left", bbox_to_anchor=(1.0, 0.0))
+    families = by_family(results)
+    bars = [(method, strategy) for method in results for strategy in METHODS[method][:2]]
+    figure, axes = plt.subplots(len(families), 1, figsize=(10, 3.2 * len(families)), squeeze=False)
+    for row, (family, datasets) in zip(axes[:, 0], families.items(), strict=True):
+        width = 0.8 / len(datasets)
+        for k, (split, dataset) in enumerate(datasets.items()):
+            values = [accuracies(results, m, s, dataset) for m, s in bars]
+            means = [statistics.mean(v) if v else 0.0 for v in values]
+            spread = [[m - min(v) if v else 0 for m, v in zip(means, values, strict=True)],
+                      [max(v) - m if v else 0 for m, v in zip(means, values, strict=True)]]
+            row.bar([i + k * width for i in range(len(bars))], means, width, yerr=spread, capsize=3,
+                    label=SPLITS.get(split, split))
+        row.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))], [f"{LABELS[m]} {s}" for m, s in bars])
+        row.set_ylim(0, 100)
+        row.set_ylabel("accuracy (%)")
+        row.set_title(family)
+        row.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
 

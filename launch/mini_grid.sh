@@ -1,37 +1,62 @@
 #!/usr/bin/env bash
-# The paper's comparison in miniature (at most 60 minutes on 2 CPU cores): CoTD, PoTD, EoTD and ETD students
-# trained from scratch with equal budgets (configs/quickstart.py:<method>, the same steps and batch) on the
-# quickstart's synthetic data and tokenizer, each evaluated on 200 in-distribution test problems and 200 of
-# templates never trained on (ETD with its fallback, and majority vote); then a Markdown table and a plot:
-# workdir/mini_grid/results.md and results.png. Run after launch/quickstart.sh (it reuses its .venv, data and
-# tokenizer, and builds them when missing). Environment: STEPS (default: the quickstart config's), LIMIT (200
-# test questions per split), METHODS ("cotd potd eotd etd"), GRID (workdir/mini_grid), DATA, TOKENIZER, PYTHON;
-# extra arguments go to every trainer. Re-running resumes: finished trainings and evals are kept.
+# The paper's comparison in miniature on the synthetic families: CoTD, PoTD, EoTD and ETD students trained from
+# scratch with equal budgets (configs/quickstart.py:<method>: the same steps, batch and data) on all the families
+# at once, once per seed, each evaluated on every family's test split (new numbers) and held-out split (forward:
+# templates never trained on; the others: compositions of trained steps never trained on), ETD with its fallback
+# and the vote; then per family the mean and range over seeds as Markdown tables and a plot:
+# $GRID/results.md and $GRID/results.png (python -m eotd_jax.grid_report).
+#
+# Environment: FAMILIES (default: all five), SEEDS ("0 1": the students' seeds; the data are drawn once),
+# METHODS ("cotd potd eotd etd"), STEPS (the quickstart config's), COUNT (training problems per family, 1000),
+# LIMIT (test questions per split, 100), VAL_LIMIT (validation questions per family that rank checkpoints, 20),
+# GRID (workdir/mini_grid), PYTHON (.venv/bin/python, as launch/quickstart.sh makes it); extra arguments go to
+# every trainer. The data and the BPE tokenizer are built under $GRID when missing. Re-running resumes: finished
+# trainings and evals are kept. A smoke run of the whole path in minutes:
+#   STEPS=4 COUNT=10 LIMIT=2 VAL_LIMIT=2 SEEDS=0 GRID=/tmp/grid bash launch/mini_grid.sh --config.train.batch_size=8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-STEPS=${STEPS:-}
-LIMIT=${LIMIT:-200}
+FAMILIES=${FAMILIES:-forward start_from_end two_unknowns part_whole backward_rates}
+SEEDS=${SEEDS:-0 1}
 METHODS=${METHODS:-cotd potd eotd etd}
+STEPS=${STEPS:-}
+COUNT=${COUNT:-1000}
+LIMIT=${LIMIT:-100}
+VAL_LIMIT=${VAL_LIMIT:-20}
 GRID=${GRID:-workdir/mini_grid}
-DATA=${DATA:-workdir/quickstart/data}
-TOKENIZER=${TOKENIZER:-workdir/quickstart/tokenizer}
+DATA=$GRID/data
+TOKENIZER=$GRID/tokenizer
+read -ra families <<< "$FAMILIES"
+read -ra seeds <<< "$SEEDS"
+read -ra methods <<< "$METHODS"
+join() { local IFS=,; echo "$*"; }
+validation=() tests=()
+for family in "${families[@]}"; do
+  held_out=test_compositional
+  [ "$family" = forward ] && held_out=test_unseen
+  validation+=("synthetic/$family/validation")
+  tests+=("synthetic/$family/test" "synthetic/$family/$held_out")
+done
 if [ ! -f "$DATA/manifest.json" ]; then
-  "$PYTHON" -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=4000 --thoughts=cot,pot,eot \
-      --out="$DATA" --progress=false
+  "$PYTHON" -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_families="$(join "${families[@]}")" \
+      --synthetic_count="$COUNT" --thoughts=cot,pot,eot --out="$DATA" --progress=false
 fi
 if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
   "$PYTHON" -m eotd_jax.train_tokenizer --data="$DATA" --out="$TOKENIZER"
 fi
 declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]="cot,pot,eot,etd,vote")
-for method in $METHODS; do
-  echo "== $method: training ${STEPS:-the quickstart config} steps"
-  "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$GRID/$method" \
-      --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" ${STEPS:+--config.train.steps="$STEPS"} \
-      --config.progress=false "$@"
-  echo "== $method: evaluating"
-  "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$GRID/$method" --step=best --eval_dir="$GRID/$method/eval" \
-      --datasets=synthetic/test,synthetic/test_unseen --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
-      --max_new_tokens=80 --batch_size=50 > "$GRID/$method/eval.log"
+for seed in "${seeds[@]}"; do
+  for method in "${methods[@]}"; do
+    run=$GRID/$method/seed$seed
+    echo "== $method, seed $seed: training ${STEPS:-the quickstart config} steps"
+    "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$run" \
+        --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" --config.train.seed="$seed" \
+        --config.eval.datasets="$(join "${validation[@]}")" --config.eval.limit="$VAL_LIMIT" \
+        ${STEPS:+--config.train.steps="$STEPS"} --config.progress=false "$@"
+    echo "== $method, seed $seed: evaluating"
+    "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$run" --step=best --eval_dir="$run/eval" \
+        --datasets="$(join "${tests[@]}")" --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
+        --max_new_tokens=80 --batch_size=50 > "$run/eval.log"
+  done
 done
 "$PYTHON" -m eotd_jax.grid_report --grid_dir="$GRID"
