@@ -30,9 +30,8 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from eotd_jax.benchmarks import synthetic
 from eotd_jax.benchmarks.problem import Problem
-from eotd_jax.benchmarks.synthetic import Draw, Template, add_distractor, bucket, calc
+from eotd_jax.benchmarks.synthetic import Draw, Template, add_distractor, bucket, calc, synthetic_problems
 from eotd_jax.thoughts.answers import format_number
 
 FORWARD = "forward"
@@ -408,7 +407,7 @@ _RATE_WORDS = {
     "helper": ("A friend works beside {name} during those hours and {verbs} {r2} {unit} an hour.",
                "During those hours a helper {verbs} {r2} {unit} an hour too."),
     "longer": ("Then {name} {verbs} {r3} {unit} an hour for {k} hours longer than that.",
-               "After that, {name} slows to {r3} {unit} an hour and keeps going {k} hours longer than before."),
+               "After that, {name} switches to {r3} {unit} an hour, {k} hours longer than the first part."),
     "twice": ("Then {name} {verbs} {r4} {unit} an hour for {times} as long.",
               "After that, {name} {verbs} {r4} {unit} an hour for {times} as many hours."),
     "fixed": ("{e} {unit} had already been {verbed} before {name} started.", "A neighbour adds {e} {unit} at the end."),
@@ -480,7 +479,7 @@ FAMILY_NAMES = (FORWARD, *FAMILIES)
 def family_problems(family: str, count: int, seed: int = 0, split: str = "train") -> list[Problem]:
     """`count` problems of `family` cycling through the split's templates; the same arguments give the same list."""
     if family == FORWARD:
-        return synthetic.synthetic_problems(count, seed, split)
+        return synthetic_problems(count, seed, split)
     if family not in FAMILIES:
         raise ValueError(f"synthetic: unknown family {family!r}; known: {', '.join(FAMILY_NAMES)}")
     if split not in SPLITS:
