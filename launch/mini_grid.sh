@@ -7,8 +7,9 @@
 # $GRID/results.md and $GRID/results.png (python -m eotd_jax.grid_report).
 #
 # Environment: FAMILIES (default: all five), SEEDS ("0 1": the students' seeds; the data are drawn once),
-# METHODS ("cotd potd eotd etd"), STEPS (the quickstart config's), COUNT (training problems per family, 1000),
+# METHODS ("cotd potd eotd etd"), STEPS (1500, for the grid's time), COUNT (training problems per family, 1000),
 # LIMIT (test questions per split, 100), VAL_LIMIT (validation questions per family that rank checkpoints, 20),
+# MAX_NEW_TOKENS (decoding limit of the final eval, 112: a gold CoT of a held-out composition runs to ~100 tokens),
 # GRID (workdir/mini_grid), PYTHON (.venv/bin/python, as launch/quickstart.sh makes it); extra arguments go to
 # every trainer. The data and the BPE tokenizer are built under $GRID when missing. Re-running resumes: finished
 # trainings and evals are kept. A smoke run of the whole path in minutes:
@@ -19,10 +20,11 @@ PYTHON=${PYTHON:-.venv/bin/python}
 FAMILIES=${FAMILIES:-forward start_from_end two_unknowns part_whole backward_rates}
 SEEDS=${SEEDS:-0 1}
 METHODS=${METHODS:-cotd potd eotd etd}
-STEPS=${STEPS:-}
+STEPS=${STEPS:-1500}
 COUNT=${COUNT:-1000}
 LIMIT=${LIMIT:-100}
 VAL_LIMIT=${VAL_LIMIT:-20}
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-112}
 GRID=${GRID:-workdir/mini_grid}
 DATA=$GRID/data
 TOKENIZER=$GRID/tokenizer
@@ -48,15 +50,15 @@ declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]="cot,pot,eot,etd,v
 for seed in "${seeds[@]}"; do
   for method in "${methods[@]}"; do
     run=$GRID/$method/seed$seed
-    echo "== $method, seed $seed: training ${STEPS:-the quickstart config} steps"
+    echo "== $method, seed $seed: training $STEPS steps"
     "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$run" \
         --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" --config.train.seed="$seed" \
         --config.eval.datasets="$(join "${validation[@]}")" --config.eval.limit="$VAL_LIMIT" \
-        ${STEPS:+--config.train.steps="$STEPS"} --config.progress=false "$@"
+        --config.train.steps="$STEPS" --config.progress=false "$@"
     echo "== $method, seed $seed: evaluating"
     "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$run" --step=best --eval_dir="$run/eval" \
         --datasets="$(join "${tests[@]}")" --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
-        --max_new_tokens=80 --batch_size=50 > "$run/eval.log"
+        --max_new_tokens="$MAX_NEW_TOKENS" --batch_size=50 > "$run/eval.log"
   done
 done
 "$PYTHON" -m eotd_jax.grid_report --grid_dir="$GRID"

@@ -376,24 +376,21 @@ def _part_whole(levels: tuple[str, ...], d: Draw):
     equations.append(f"{variables[-1]} = {counts[-1]}")
     solution = []
     for i in reversed(range(len(levels))):
-        inner, outer, share = counts[i + 1], counts[i], shares[i]
-        said = f"The {inner} {labels[i + 1]}"
+        inner, outer, share, label = counts[i + 1], counts[i], shares[i], labels[i]
+        p = int(share * 100)
         if levels[i] == "percent":
-            p = int(share * 100)
-            solution.append(f"{said} are {p}% of the {labels[i]}, so there are {calc(f'{inner}*100/{p}', outer)} "
-                            f"{labels[i]}.")
+            solution.append(f"{inner} is {p}% of the {label}, so there are {calc(f'{inner}*100/{p}', outer)} of them.")
         elif levels[i] == "rest":
-            p = int(share * 100)
-            solution += [f"{said} are the rest, {calc(f'100-{p}', 100 - p)}% of the {labels[i]}.",
-                         f"So there are {calc(f'{inner}*100/{100 - p}', outer)} {labels[i]}."]
+            solution.append(f"{inner} is the rest, {calc(f'100-{p}', 100 - p)}% of the {label}, so there are "
+                            f"{calc(f'{inner}*100/{100 - p}', outer)} of them.")
         elif share.numerator == 1:
-            solution.append(f"{said} are 1/{share.denominator} of the {labels[i]}, so there are "
-                            f"{calc(f'{inner}*{share.denominator}', outer)} {labels[i]}.")
+            solution.append(f"{inner} is 1/{share.denominator} of the {label}, so there are "
+                            f"{calc(f'{inner}*{share.denominator}', outer)} of them.")
         else:
             one = inner // share.numerator
-            solution += [f"{said} are {share.numerator}/{share.denominator} of the {labels[i]}, so 1/"
-                         f"{share.denominator} of them is {calc(f'{inner}/{share.numerator}', one)}.",
-                         f"So there are {calc(f'{one}*{share.denominator}', outer)} {labels[i]}."]
+            solution.append(f"{inner} is {share.numerator}/{share.denominator} of the {label}, so 1/"
+                            f"{share.denominator} is {calc(f'{inner}/{share.numerator}', one)} and there are "
+                            f"{calc(f'{one}*{share.denominator}', outer)} of them.")
     return statement, words["ask"].format(name=name, item=item), solution, whole, equations
 
 
@@ -438,24 +435,22 @@ def _backward_rates(parts: tuple[str, ...], d: Draw):
     if "helper" in parts:
         per_hour.append(r2)
     if "longer" in parts:
-        solution.append(f"The {k} extra hours at {r3} {unit} an hour make {calc(f'{r3}*{k}', r3 * k)} {unit}, and "
-                        f"each hour of the first part comes with one more at {r3} {unit} an hour.")
+        solution.append(f"The {k} extra hours at {r3} an hour make {calc(f'{r3}*{k}', r3 * k)} {unit}.")
         fixed.append(r3 * k)
         per_hour.append(r3)
     if "twice" in parts:
-        solution.append(f"Each hour of the first part comes with {times} hours at {r4} {unit} an hour, which make "
-                        f"{calc(f'{r4}*{times}', r4 * times)} {unit}.")
+        solution.append(f"{times} hours at {r4} an hour make {calc(f'{r4}*{times}', r4 * times)} {unit}.")
         per_hour.append(r4 * times)
     rest = total - sum(fixed)
     if len(fixed) == 2:
-        solution.append(f"Apart from those hours, {calc(f'{fixed[0]}+{fixed[1]}', sum(fixed))} {unit} are {verbed}.")
+        solution.append(f"With the {e} other {unit} that is {calc(f'{fixed[0]}+{fixed[1]}', sum(fixed))} {unit}.")
     if fixed:
         solution.append(f"That leaves {calc(f'{total}-{sum(fixed)}', rest)} {unit}.")
     rate = sum(per_hour)
     if len(per_hour) > 1:
-        solution.append(f"Each hour of the first part accounts for {calc('+'.join(map(str, per_hour)), rate)} "
+        solution.append(f"Each hour at the first speed comes with {calc('+'.join(map(str, per_hour)), rate)} "
                         f"{unit} in all.")
-    solution.append(f"So {fields['name']} works {calc(f'{rest}/{rate}', hours)} hours at {r1} {unit} an hour.")
+    solution.append(f"So {fields['name']} works {calc(f'{rest}/{rate}', hours)} hours at the first speed.")
     return statement, d.pick(*_RATE_WORDS["ask"]).format(**fields), solution, hours, equations
 
 
