@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's comparison in miniature (at most 60 minutes on 2 CPU cores): CoTD, PoTD, EoTD and ETD students
-# trained from scratch with equal budgets (configs/quickstart.py:<method>, the same steps and batch) on the
+# trained from scratch with equal budgets (quickstart:<method>, the same steps and batch) on the
 # quickstart's synthetic data and tokenizer, each evaluated on 200 in-distribution test problems and 200 of
 # templates never trained on (ETD with its fallback, and majority vote); then a Markdown table and a plot:
 # workdir/mini_grid/results.md and results.png. Run after launch/quickstart.sh (it reuses its .venv, data and
@@ -26,11 +26,11 @@ fi
 declare -A STRATEGIES=([cotd]=cot [potd]=pot [eotd]=eot [etd]="cot,pot,eot,etd,vote")
 for method in $METHODS; do
   echo "== $method: training ${STEPS:-the quickstart config} steps"
-  "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$GRID/$method" \
+  "$PYTHON" -m eotd_jax.train --config="quickstart:$method" --workdir="$GRID/$method" \
       --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" ${STEPS:+--config.train.steps="$STEPS"} \
       --config.progress=false "$@"
   echo "== $method: evaluating"
-  "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$GRID/$method" --step=best --eval_dir="$GRID/$method/eval" \
+  "$PYTHON" -m eotd_jax.eval --workdir="$GRID/$method" --step=best --eval_dir="$GRID/$method/eval" \
       --datasets=synthetic/test,synthetic/test_unseen --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
       --max_new_tokens=80 --batch_size=50 > "$GRID/$method/eval.log"
 done

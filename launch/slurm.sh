@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Submit training to a SLURM GPU cluster: one process per GPU on NODES nodes of GPUS_PER_NODE GPUs each.
 #
-#   NODES=2 GPUS_PER_NODE=8 bash launch/slurm.sh --config=configs/paper.py:codet5-large,etd \
+#   NODES=2 GPUS_PER_NODE=8 bash launch/slurm.sh --config=paper:codet5-large,etd \
 #       --workdir=/shared/runs/etd-codet5-large --config.init_from_hf=/shared/models/codet5p-770m-py \
 #       --config.data.dir=/shared/data/gsm8k_gpt35
 #

@@ -8,7 +8,7 @@
 #   bash launch/tpu_pod.sh check     # every worker joins jax.distributed and prints what it sees
 #   bash launch/tpu_pod.sh run 'hf download Salesforce/codet5p-770m-py --local-dir /tmp/models/codet5p-770m-py'
 #                                    # any command, in the checkout on every worker, the venv first on PATH
-#   bash launch/tpu_pod.sh train --config=configs/paper.py:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
+#   bash launch/tpu_pod.sh train --config=paper:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
 #       --config.init_from_hf=/tmp/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35
 #                                    # detached on every worker; each worker's log is copied to $LOGS every minute
 #   bash launch/tpu_pod.sh status    # running or not on each worker, and the last lines of its log

@@ -20,8 +20,8 @@ def python_module(module: str, *flags: str, env: dict | None = None, timeout: in
 
 
 def train_flags(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
-    """A tiny student (configs/default.py) on `data_dir`, with the given config overrides."""
-    return ["--config=configs/default.py", f"--workdir={workdir}", f"--config.data.dir={data_dir}", *TINY_TRAIN,
+    """A tiny student (default) on `data_dir`, with the given config overrides."""
+    return ["--config=default", f"--workdir={workdir}", f"--config.data.dir={data_dir}", *TINY_TRAIN,
             *overrides]
 
 

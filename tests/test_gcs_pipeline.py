@@ -91,7 +91,7 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
     scalars = _scalar_steps(f"{workdir}/tensorboard")
     assert STEPS in scalars["loss"] and scalars["eval/gsm8k/etd_accuracy"] == [STEPS]
 
-    evaluated = python_module("eotd_jax.eval", f"--checkpoint_dir={workdir}", f"--data_dir={benchmarks}",
+    evaluated = python_module("eotd_jax.eval", f"--workdir={workdir}", f"--data_dir={benchmarks}",
                               "--datasets=gsm8k,asdiv", *EVAL)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     eval_dir = paths.path(workdir, "eval", f"step_{STEPS}")
@@ -102,7 +102,7 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
     predictions = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4
 
-    exported = python_module("eotd_jax.export", f"--checkpoint_dir={workdir}", f"--out={export}")
+    exported = python_module("eotd_jax.export", f"--workdir={workdir}", f"--out={export}")
     assert exported.returncode == 0, exported.stderr[-3000:]
     import transformers
 
@@ -110,7 +110,7 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
         model = transformers.T5ForConditionalGeneration.from_pretrained(local)
         assert model.config.d_model == json.loads(paths.path(export, "config.json").read_text())["d_model"]
         assert transformers.AutoTokenizer.from_pretrained(local).decode([72 + 3]) == "H"
-    from_export = python_module("eotd_jax.eval", f"--checkpoint_dir={export}", f"--data_dir={benchmarks}",
+    from_export = python_module("eotd_jax.eval", f"--workdir={export}", f"--data_dir={benchmarks}",
                                 "--datasets=gsm8k", *EVAL)
     assert from_export.returncode == 0, from_export.stderr[-3000:]
     exported_predictions = [json.loads(line) for line in

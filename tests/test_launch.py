@@ -59,7 +59,7 @@ def slice_of_two(tmp_path):
     for worker in range(2):
         checkout = cloud / f"worker-{worker}" / "eotd_jax"
         (checkout / ".venv" / "bin").mkdir(parents=True)
-        for part in ("eotd_jax", "data_gen", "configs", "launch"):
+        for part in ("eotd_jax", "data_gen", "launch"):
             (checkout / part).symlink_to(ROOT / part)
         python = checkout / ".venv" / "bin" / "python"
         python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
@@ -164,7 +164,7 @@ def test_tpu_pod_run_runs_a_command_in_every_workers_checkout(slice_of_two):
 
 def test_tpu_pod_train_needs_a_gcs_log_dir(slice_of_two):
     _, env = slice_of_two
-    result = _run("tpu_pod.sh", "train", "--config=configs/quickstart.py", env=env)
+    result = _run("tpu_pod.sh", "train", "--config=quickstart", env=env)
     assert result.returncode != 0 and "set LOGS=gs://" in result.stderr
 
 
