@@ -57,6 +57,7 @@ class Run:
     batch_size: int  # global packed rows per step (see global_batch_size)
     files: run_dir.RunFiles  # architecture, tokenizer and student input (the workdir's, or new)
     graphdef: nnx.GraphDef
+    params_shape: dict  # jax.ShapeDtypeStruct of every parameter
     mesh: jax.sharding.Mesh
     param_shardings: dict
     batches: object
@@ -198,7 +199,8 @@ def prepare(config: ConfigDict, workdir: str) -> Run:
     if batches.batches_per_epoch() == 0:
         raise ConfigError(f"the data fills fewer than one batch of {batch_size} rows")
     shardings = param_shardings(state, mesh)
-    return Run(config, batch_size, files, graphdef, mesh, shardings, batches,
+    params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    return Run(config, batch_size, files, graphdef, params_shape, mesh, shardings, batches,
                build.initial_params(config, files.model_config, shardings), eval_problems)
 
 
@@ -318,7 +320,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
         else:
             run_dir.write(workdir, run.files)
     schedule = learning_rate_schedule(config.train)
-    jitted = make_train_step(config, run.files.model_config, run.graphdef, jax.eval_shape(run.initial_params),
+    jitted = make_train_step(config, run.files.model_config, run.graphdef, run.params_shape,
                              run.param_shardings, run.mesh)
     optimizer, shapes, state_shardings = jitted.optimizer, jitted.state_shapes, jitted.state_shardings
     step_fn, batch_spec = jitted.fn, jitted.batch_sharding

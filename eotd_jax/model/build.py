@@ -31,13 +31,16 @@ def resolve(config: ConfigDict) -> T5Config:
     `model_overrides`; reads no weights. Raises ValueError naming the field at fault."""
     overrides = dict(config.model_overrides)
     source = pretrained_dir(config)
+    field = "config.init_from_hf" if source else "config.model"
     try:
         if source:
             config_file = paths.path(source) / "config.json"
             if not config_file.is_file():
-                raise ValueError(f"config.init_from_hf: no config.json in {source} (a Hugging Face model directory)")
+                raise ValueError(f"no config.json in {source} (a Hugging Face model directory)")
             return config_from_hf(json.loads(config_file.read_text()), str(config_file)).replace(**overrides)
         return get_config(config.model, **overrides)
+    except ValueError as error:
+        raise ValueError(f"{field}: {error}") from None
     except TypeError as error:
         raise ValueError(f"config.model_overrides: {error}") from None
 
