@@ -4,7 +4,7 @@
     python bench/plan_grid.py --out=workdir/plan_grid --models=codet5-small --slices=v4-8
     python bench/plan_grid.py --out=workdir/plan_grid --slices=v5p-8 --max_batch=64   # big chips: cap the search
 
-Each cell is one `eotd_jax.aot` process (`configs/paper.py:<model>,<method>`,
+Each cell is one `eotd_jax.aot` process (`paper:<model>,<method>`,
 `--find_batch --json`, from 2 rows a chip): the largest per-chip batch with and
 without remat, and the eval decode. A cell's records go to
 `<out>/<model>_<slice>.jsonl` once the cell is complete, so a stopped run resumes at the first
@@ -27,7 +27,7 @@ from eotd_jax.planning.slices import GIB
 flags.DEFINE_string("out", "workdir/plan_grid", "directory for each cell's JSON records and grid.md")
 flags.DEFINE_list("models", ["codet5-large", "codet5-base", "codet5-small", "flan-t5-large"], "paper.MODELS")
 flags.DEFINE_list("slices", ["v4-8", "v5e-8", "v5e-16", "v5p-8"], "slice names (eotd_jax.planning.slices)")
-flags.DEFINE_string("method", "etd", "configs/paper.py method")
+flags.DEFINE_string("method", "etd", "paper method")
 flags.DEFINE_integer("max_batch", 256, "aot --max_batch: the largest rows a chip the searches try")
 flags.DEFINE_bool("table_only", False, "compile nothing: build the table from the complete cells")
 FLAGS = flags.FLAGS
@@ -40,7 +40,7 @@ def cell_path(model: str, slice_name: str) -> str:
 
 def run_cell(model: str, slice_name: str) -> None:
     """Compiles one cell in its own process; the records are kept only when the search finished."""
-    command = [sys.executable, "-m", "eotd_jax.aot", f"--config=configs/paper.py:{model},{FLAGS.method}",
+    command = [sys.executable, "-m", "eotd_jax.aot", f"--config=paper:{model},{FLAGS.method}",
                f"--topology={slice_name}", f"--config.train.per_device_batch_size={REFERENCE_ROWS}",
                "--find_batch", f"--max_batch={FLAGS.max_batch}", "--json"]
     print(f"{time.strftime('%H:%M:%S')} {' '.join(command[1:])}", flush=True)

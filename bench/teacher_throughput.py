@@ -2,8 +2,9 @@
 
     python bench/teacher_throughput.py [--requests=1500] [--latency=0.05] [--concurrency=64]
 
-The fake OpenAI-compatible server runs in its own process with a fixed
-latency per reply; the teacher sends `--requests` distinct requests. Printed:
+The fake OpenAI-compatible server (tests/fakes/openai_server.py) runs in its
+own process with a fixed latency per reply; the teacher sends `--requests`
+distinct requests. Printed:
 requests/s (and the ratio to the ideal concurrency / latency), then the
 verification rate of the same answers through the sandbox pool, as a ratio to
 the request rate: above 1 means verification is never the bottleneck.
@@ -23,7 +24,8 @@ from pathlib import Path
 from absl import app, flags
 
 from data_gen.teachers.gold import gold_rationales
-from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
+from data_gen.teachers.openai_api import OpenAITeacher
+from data_gen.teachers.settings import ApiSettings
 from data_gen.verification import verify_candidates
 from eotd_jax.benchmarks.synthetic import synthetic_problems
 from eotd_jax.thoughts.sandbox import SandboxPool
@@ -60,14 +62,14 @@ def main(argv):
         answers.write_text(json.dumps({p.question: gold_rationales(p) for p in problems}))
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "data_gen.teachers.fake_server", f"--answers={answers}", f"--port={port}",
-             f"--latency={_LATENCY.value}"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            [sys.executable, str(ROOT / "tests" / "fakes" / "openai_server.py"), f"--answers={answers}",
+             f"--port={port}", f"--latency={_LATENCY.value}"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL)
         try:
             _wait_for(port)
             os.environ["BENCH_KEY"] = "test-key"
             settings = ApiSettings(model="fake", base_url=f"http://127.0.0.1:{port}/v1", api_key_env="BENCH_KEY",
-                                   concurrency=_CONCURRENCY.value, timeout_seconds=30)
+                                   concurrency=_CONCURRENCY.value, timeout=30)
             teacher = OpenAITeacher(settings, str(Path(scratch) / "journal.jsonl"), progress=False)
             start = time.perf_counter()
             candidates = teacher.generate(problems, ["cot", "pot", "eot"], 1)

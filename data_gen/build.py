@@ -17,6 +17,7 @@ Output: shards, TFDS metadata, `manifest.json`, and a yield table on stdout.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -26,10 +27,10 @@ from absl import app, flags
 from data_gen.prompts import PROMPT_STYLES, load_prompt
 from data_gen.teachers.base import TeacherError
 from data_gen.teachers.gold import GoldTeacher
-from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
-from data_gen.teachers.openai_batch import BatchSettings
+from data_gen.teachers.openai_api import OpenAITeacher
+from data_gen.teachers.settings import ApiSettings
 from data_gen.verification import verify_candidates, yield_report
-from data_gen.writer import write_shards
+from data_gen.writer import dataset_names, write_shards
 from eotd_jax import paths
 from eotd_jax.benchmarks import DATASETS, SYNTHETIC, DatasetFormatError, Problem, load_problems
 from eotd_jax.benchmarks.synthetic_families import FAMILY_NAMES, FORWARD
@@ -37,6 +38,9 @@ from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 
 _DEFAULT_DATA_DIR = os.environ.get("EOTD_DATA_DIR", os.path.join("..", "shared", "datasets"))
+_HELP = "python -m data_gen.build --helpfull lists every flag"
+_INTERRUPTED = ("error: interrupted (the API teacher's journal keeps every answer received: re-run the same command "
+                "to resume)")
 
 flags.DEFINE_enum("teacher", "gold", ["gold", "openai"],
                   "gold: derive thoughts offline from dataset annotations; openai: any OpenAI-compatible server")
@@ -49,49 +53,35 @@ flags.DEFINE_enum("prompt_style", "paper", list(PROMPT_STYLES),
 flags.DEFINE_string("data_dir", _DEFAULT_DATA_DIR, "benchmark files in their original layout, local or gs:// "
                     "(env EOTD_DATA_DIR); 'hub' or 'hub:<dir>' for hub copies (see eotd_jax.benchmarks.load_from)")
 flags.DEFINE_list("thoughts", list(THOUGHTS), "thoughts to generate, from cot,pot,eot")
-flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)")
-flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)")
-flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from each synthetic family")
+flags.DEFINE_integer("samples", 1, "samples per problem and thought (the gold teacher gives one)", lower_bound=1)
+flags.DEFINE_integer("limit", 0, "use only the first N problems (0: all)", lower_bound=0)
+flags.DEFINE_integer("synthetic_count", 2000, "problems drawn from each synthetic family", lower_bound=1)
 flags.DEFINE_list("synthetic_families", [FORWARD], f"synthetic families to draw from: {', '.join(FAMILY_NAMES)}")
 flags.DEFINE_integer("max_per_thought", 0, "keep at most this many distinct verified rationales per problem and "
-                     "thought (0: no cap)")
+                     "thought (0: no cap)", lower_bound=0)
 flags.DEFINE_string("out", None, "output directory, local or gs://", required=True)
 flags.DEFINE_string("name", "eotd", "dataset name in shard file names")
-flags.DEFINE_integer("num_shards", 4, "number of output shards")
+flags.DEFINE_integer("num_shards", 4, "number of output shards", lower_bound=1)
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
 flags.DEFINE_integer("seed", 0, "seed of the synthetic source and of the shard shuffle")
-flags.DEFINE_integer("workers", None, "sandbox processes verifying PoT / EoT (default: CPU count)")
+flags.DEFINE_integer("workers", None, "sandbox processes verifying PoT / EoT (default: CPU count)", lower_bound=1)
 flags.DEFINE_string("journal", None, "API response journal (default: <out>/journal.jsonl)")
 flags.DEFINE_bool("progress", True, "show progress bars")
-# The API teacher.
-flags.DEFINE_string("model", "gpt-3.5-turbo", "teacher model id on the server")
-flags.DEFINE_string("base_url", None, "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (default: OpenAI)")
-flags.DEFINE_string("api_key_env", "OPENAI_API_KEY", "environment variable holding the API key")
-flags.DEFINE_float("temperature", 0.7, "sampling temperature")
-flags.DEFINE_float("top_p", 1.0, "nucleus sampling mass")
-flags.DEFINE_integer("max_tokens", 512, "completion token limit; longer answers are rejected as truncated")
-flags.DEFINE_integer("n_per_request", 1, "samples asked for in one request (the API's n)")
-flags.DEFINE_integer("concurrency", 64, "requests in flight at once")
-flags.DEFINE_float("rpm", 0.0, "requests-per-minute limit (0: none)")
-flags.DEFINE_float("tpm", 0.0, "tokens-per-minute limit (0: none)")
-flags.DEFINE_integer("max_retries", 6, "retries of a failing request (429, 5xx, timeout, malformed reply)")
-flags.DEFINE_float("timeout", 60.0, "seconds before one request times out")
-flags.DEFINE_float("backoff", 1.0, "first retry delay in seconds (doubles each retry) unless Retry-After says")
-flags.DEFINE_float("price_prompt", 0.0, "US dollars per million prompt tokens, for the cost report")
-flags.DEFINE_float("price_completion", 0.0, "US dollars per million completion tokens, for the cost report")
-flags.DEFINE_bool("batch_api", False, "send the requests through the OpenAI Batch API (half the price, answers "
-                  "within --batch_window); the --price_* flags are the live prices")
-flags.DEFINE_float("batch_poll_seconds", 30.0, "seconds between polls of the submitted batches")
-flags.DEFINE_integer("batch_max_requests", 50_000, "requests per batch file (the API allows 50,000 and 200 MB)")
-flags.DEFINE_string("batch_window", "24h", "the batches' completion window")
+ApiSettings.define_flags()  # the API teacher's: --model, --base_url, --rpm, --batch_api, ...
 
 FLAGS = flags.FLAGS
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad flag said in one line."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"error: {error} ({_HELP})")
+
+
 def problems_to_teach() -> list[Problem]:
     """The answerable problems of --dataset / --split (non-numeric ASDiv answers cannot be verified)."""
-    if FLAGS.dataset not in DATASETS:
-        raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: {', '.join(DATASETS)}")
     limit = FLAGS.limit
     if FLAGS.dataset == SYNTHETIC:
         limit = min(limit, FLAGS.synthetic_count) if limit else FLAGS.synthetic_count
@@ -100,47 +90,43 @@ def problems_to_teach() -> list[Problem]:
     return load_problems(f"{FLAGS.dataset}/{FLAGS.split}", FLAGS.data_dir, limit, FLAGS.seed)
 
 
-def make_teacher():
+def make_teacher(settings: ApiSettings):
     if FLAGS.teacher == "gold":
         return GoldTeacher(FLAGS.prompt_style)
-    settings = ApiSettings(
-        model=FLAGS.model, base_url=FLAGS.base_url, api_key_env=FLAGS.api_key_env, temperature=FLAGS.temperature,
-        top_p=FLAGS.top_p, max_tokens=FLAGS.max_tokens, samples_per_request=FLAGS.n_per_request,
-        concurrency=FLAGS.concurrency, requests_per_minute=FLAGS.rpm, tokens_per_minute=FLAGS.tpm,
-        prompt_style=FLAGS.prompt_style,
-        max_retries=FLAGS.max_retries, timeout_seconds=FLAGS.timeout, backoff_seconds=FLAGS.backoff,
-        price_prompt_per_million=FLAGS.price_prompt, price_completion_per_million=FLAGS.price_completion,
-        batch=BatchSettings(poll_seconds=FLAGS.batch_poll_seconds, max_requests=FLAGS.batch_max_requests,
-                            completion_window=FLAGS.batch_window)
-        if FLAGS.batch_api else None)
     journal = FLAGS.journal or os.fspath(paths.path(FLAGS.out) / "journal.jsonl")
-    return OpenAITeacher(settings, journal, progress=FLAGS.progress)
+    return OpenAITeacher(settings, journal, FLAGS.prompt_style, progress=FLAGS.progress)
 
 
 def check_flags() -> None:
+    """What the flags' own ranges cannot say, checked before any work."""
     unknown = [t for t in FLAGS.thoughts if t not in THOUGHTS]
     if unknown or not FLAGS.thoughts:
-        raise ValueError(f"--thoughts: unknown thought {', '.join(unknown) or '(none given)'}; choose from "
-                         f"{','.join(THOUGHTS)}")
-    for name in ("samples", "n_per_request", "concurrency", "num_shards", "batch_max_requests"):
-        if getattr(FLAGS, name) < 1:
-            raise ValueError(f"--{name} must be at least 1")
+        raise ValueError(f"--thoughts: unknown thought {', '.join(unknown) or '(none given)'} (choose from "
+                         f"{','.join(THOUGHTS)})")
+    if FLAGS.dataset not in DATASETS:
+        raise ValueError(f"--dataset: unknown dataset {FLAGS.dataset!r}; known: {', '.join(DATASETS)}")
+    if paths.path(FLAGS.out).exists() and not paths.path(FLAGS.out).is_dir():
+        raise ValueError(f"--out={FLAGS.out} is a file (give a directory)")
+    others = sorted(dataset_names(FLAGS.out) - {FLAGS.name})
+    if others:
+        raise ValueError(f"--out={FLAGS.out} holds the dataset {others[0]!r}; writing {FLAGS.name!r} beside it would "
+                         f"mix the two (give another --out, or --name={others[0]} to rebuild that one)")
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]}")
-    try:
-        check_flags()
-        thoughts = [t for t in THOUGHTS if t in FLAGS.thoughts]
-        problems = problems_to_teach()
-        teacher = make_teacher()
-        candidates = teacher.generate(problems, thoughts, FLAGS.samples)
-        with SandboxPool(num_workers=FLAGS.workers) as pool:
-            examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought)
-        shards = write_shards(examples, FLAGS.out, FLAGS.name, FLAGS.num_shards, FLAGS.seed, FLAGS.format)
-    except (OSError, ValueError, DatasetFormatError, TeacherError) as error:
-        sys.exit(f"error: {error}")
+def build() -> None:
+    check_flags()
+    settings = ApiSettings.from_flags()
+    thoughts = [t for t in THOUGHTS if t in FLAGS.thoughts]
+    problems = problems_to_teach()
+    teacher = make_teacher(settings)
+    candidates = teacher.generate(problems, thoughts, FLAGS.samples)
+    with SandboxPool(num_workers=FLAGS.workers) as pool:
+        examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought)
+    print(yield_report(counts))
+    if not examples:
+        raise ValueError("no rationale was verified, so nothing was written (the yield table above counts each "
+                         "reason for rejecting one)")
+    shards = write_shards(examples, FLAGS.out, FLAGS.name, FLAGS.num_shards, FLAGS.seed, FLAGS.format)
     manifest = {
         "name": FLAGS.name,
         "teacher": teacher.name,
@@ -151,7 +137,8 @@ def main(argv):
         "prompt_style": FLAGS.prompt_style,
         "prompts_sha256": ({t: load_prompt(t, FLAGS.prompt_style).sha256 for t in thoughts}
                            if FLAGS.teacher == "openai" else {}),
-        "settings": {name: FLAGS[name].value for name in _SETTINGS},
+        "settings": {name: FLAGS[name].value for name in _SETTINGS} | (
+            dataclasses.asdict(settings) if FLAGS.teacher == "openai" else {}),
         "counts": {t: {"candidates": sum(c.values()), "kept": c["kept"],
                        "rejected": {r: n for r, n in sorted(c.items()) if r != "kept"}} for t, c in counts.items()},
         "usage": vars(teacher.usage),
@@ -159,14 +146,23 @@ def main(argv):
         "shards": shards,
     }
     (paths.path(FLAGS.out) / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    print(yield_report(counts))
     print(f"{len(examples)} verified examples in {len(shards)} shards under {FLAGS.out}")
 
 
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])} (every setting is a --flag=value; {_HELP})")
+    try:
+        build()
+    except KeyboardInterrupt:
+        print(_INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+    except (OSError, ValueError, DatasetFormatError, TeacherError) as error:
+        sys.exit(f"error: {error}")
+
+
 _SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "synthetic_families",
-             "max_per_thought", "num_shards",
-             "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
-             "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api")
+             "max_per_thought", "num_shards", "seed")
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -12,6 +12,7 @@ cannot reach other GCS endpoints than Google's) and uploaded shard by shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 from collections.abc import Sequence
@@ -30,6 +31,22 @@ def shuffled(examples: Sequence[Record], seed: int) -> list[Record]:
 
 def shard_names(name: str, num_shards: int, file_format: str) -> list[str]:
     return [f"{name}-{SPLIT}.{file_format}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
+
+
+def dataset_names(out_dir: str) -> set[str]:
+    """The names of the datasets already in `out_dir`: its manifest's, and those its shard files carry."""
+    out = paths.path(out_dir)
+    if not out.is_dir():
+        return set()
+    names = {file.name.split(f"-{SPLIT}.", 1)[0] for file in out.glob(f"*-{SPLIT}.*-of-*")}
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        try:
+            names.add(json.loads(manifest.read_text())["name"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{manifest} is not a data_gen.build manifest (give another --out, or remove the "
+                             "file)") from None
+    return names
 
 
 def write_shards(examples: Sequence[Record], out_dir: str, name: str, num_shards: int, seed: int,

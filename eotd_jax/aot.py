@@ -1,7 +1,7 @@
 """Plan a run before renting it: compile the train step and the eval decode for a TPU slice on this CPU host.
 
-    python -m eotd_jax.aot --config=configs/paper.py:codet5-large,etd --topology=v5e-16
-    python -m eotd_jax.aot --config=configs/paper.py:codet5-base,etd --topology=v4-8 --find_batch
+    python -m eotd_jax.aot --config=paper:codet5-large,etd --topology=v5e-16
+    python -m eotd_jax.aot --config=paper:codet5-base,etd --topology=v4-8 --find_batch
     python -m eotd_jax.aot --config=... --topology=v5e:2x2 --config.train.per_device_batch_size=8 --dump_hlo=DIR
 
 The trainer's own step (`trainer.make_train_step`: model, parameter and optimizer
@@ -24,6 +24,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import ConfigDict, config_flags
 
+from eotd_jax import configs
 from eotd_jax.model.sharding import data_parallel_size
 from eotd_jax.planning import slices
 from eotd_jax.planning.plan import (
@@ -39,7 +40,8 @@ from eotd_jax.planning.plan import (
 )
 from eotd_jax.trainer import ConfigError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "a shipped config by name (quickstart, "
+                                          "paper:codet5-large,etd, default) or a config file's path[:arguments]",
                                           lock_config=True)
 _TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4) "
                                 "or h100-<N> GPUs (needs the CUDA plugin)")
@@ -107,4 +109,5 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
 
 
 if __name__ == "__main__":
+    sys.argv = configs.with_shipped_paths(sys.argv)
     app.run(main)

@@ -12,6 +12,7 @@ input and the target side.
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 from eotd_jax import paths
@@ -101,5 +102,16 @@ class HFTokenizer:
 
 
 def load_tokenizer(spec: str) -> Tokenizer:
-    """"byte", or a local directory holding a Hugging Face tokenizer (e.g. the imported model's)."""
-    return ByteTokenizer() if spec == "byte" else HFTokenizer(spec)
+    """"byte", or a directory (local or gs://) holding a Hugging Face tokenizer: the imported model's, a run's
+    copy, an export's. A saved `ByT5Tokenizer` without extra ids is the byte-level one (`hf_tokenizer` saves it)."""
+    if spec == "byte" or _is_saved_byte_tokenizer(spec):
+        return ByteTokenizer()
+    return HFTokenizer(spec)
+
+
+def _is_saved_byte_tokenizer(directory: str) -> bool:
+    settings = paths.path(directory) / "tokenizer_config.json"
+    if not settings.is_file():
+        return False
+    saved = json.loads(settings.read_text())
+    return saved.get("tokenizer_class") == "ByT5Tokenizer" and not saved.get("extra_ids")

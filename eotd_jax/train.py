@@ -1,7 +1,7 @@
-"""Fine-tune a T5 student on verified rationales: `python -m eotd_jax.train --config=configs/x.py --workdir=DIR`.
+"""Fine-tune a T5 student on verified rationales: `python -m eotd_jax.train --config=NAME --workdir=DIR`.
 
-    python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train
-    python -m eotd_jax.train --config=configs/paper.py:codet5-large,etd --workdir=gs://bucket/etd \\
+    python -m eotd_jax.train --config=quickstart --workdir=workdir/quickstart/train
+    python -m eotd_jax.train --config=paper:codet5-large,etd --workdir=gs://bucket/etd \\
         --config.train.learning_rate=3e-4
 
 Restarting with the same `--workdir` resumes from the latest checkpoint.
@@ -19,11 +19,12 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from configs import default
-from eotd_jax import distributed, paths
+from eotd_jax import configs, distributed, paths
+from eotd_jax.configs import default
 from eotd_jax.trainer import ConfigError, train
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "a shipped config by name (quickstart, "
+                                          "paper:codet5-large,etd, default) or a config file's path[:arguments]",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard events and the config go here")
 flags.adopt_module_key_flags(distributed)  # --cluster, --coordinator_address, ... in --help
@@ -51,10 +52,11 @@ def main(argv):
 def usage() -> str:
     """--help: what the binary does, its flags, and every config field with its default and meaning."""
     return (f"{__doc__}\nflags:\n{flags.FLAGS.main_module_help()}\n\nconfig fields "
-            f"(--config.NAME=VALUE; configs/default.py):\n{default.describe()}")
+            f"(--config.NAME=VALUE; eotd_jax/configs/default.py):\n{default.describe()}")
 
 
 if __name__ == "__main__":
+    sys.argv = configs.with_shipped_paths(sys.argv)
     if {"-h", "--help", "--helpshort", "-?"} & set(sys.argv[1:]):  # absl's own --help exits 1
         print(usage())
         sys.exit(0)

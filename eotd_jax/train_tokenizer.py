@@ -40,7 +40,7 @@ flags.DEFINE_integer("min_frequency", 2, "a merge must occur at least this often
 flags.DEFINE_enum("digits", "whole", ["whole", "single"], "whole: a digit run is one pre-token (merges may make "
                   "it one token); single: every digit is its own token")
 FLAGS = flags.FLAGS
-STUDENT_INPUT = StudentInput()  # the default input template and selectors (configs/default.py, input.*)
+STUDENT_INPUT = StudentInput()  # the default input template and selectors (default, input.*)
 
 
 def training_texts(records: Iterable[dict]) -> Iterable[str]:

@@ -28,15 +28,15 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from eotd_jax import checkpoints, paths
-from eotd_jax.benchmarks import Problem, load_problems
+from eotd_jax import checkpoints, paths, run_dir
+from eotd_jax.benchmarks import BENCHMARKS, Problem, load_problems
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.input.pipeline import make_batches
 from eotd_jax.input.student_input import StudentInput
-from eotd_jax.model.config import T5Config, get_config
-from eotd_jax.model.hf_io import import_hf
+from eotd_jax.model import build
+from eotd_jax.model.config import T5Config
 from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
-from eotd_jax.model.t5 import T5, shift_right
+from eotd_jax.model.t5 import shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.preemption import Preempted, Preemption
 from eotd_jax.summaries import ScalarWriter
@@ -55,19 +55,14 @@ class Run:
 
     config: ConfigDict
     batch_size: int  # global packed rows per step (see global_batch_size)
-    model_config: T5Config
+    files: run_dir.RunFiles  # architecture, tokenizer and student input (the workdir's, or new)
     graphdef: nnx.GraphDef
+    params_shape: dict  # jax.ShapeDtypeStruct of every parameter
     mesh: jax.sharding.Mesh
     param_shardings: dict
     batches: object
-    tokenizer: object
-    initial_params: object  # a callable giving sharded params (fresh init) or the imported HF params
+    initial_params: object  # a callable giving the first params, sharded (fresh init or the imported HF weights)
     eval_problems: dict[str, list[Problem]]  # empty when periodic eval is off
-
-
-def pretrained_dir(config: ConfigDict) -> str:
-    """The HF directory to start from; "" for random weights (`init_from_hf` empty, or `none` said on purpose)."""
-    return "" if config.init_from_hf == "none" else config.init_from_hf
 
 
 def check_requirements(config: ConfigDict) -> None:
@@ -81,19 +76,50 @@ def check_requirements(config: ConfigDict) -> None:
                           "--config.init_from_hf=<local Hugging Face directory>, or =none for random weights")
 
 
-def model_and_params(config: ConfigDict):
-    """(model config, graphdef, abstract state, params source) from a named config or an HF directory."""
-    overrides = dict(config.model_overrides)
-    if pretrained_dir(config):
-        model_config, model = import_hf(pretrained_dir(config), **overrides)
-        graphdef, state = nnx.split(model)
-        return model_config, graphdef, state, nnx.to_pure_dict(state)
-    try:
-        model_config = get_config(config.model, **overrides)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"config.model: {error}") from None
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
-    return model_config, graphdef, state, None
+def tokenizer_source(config: ConfigDict) -> str:
+    """Where a new run takes its tokenizer: `tokenizer`, else the starting HF directory's, else bytes."""
+    return config.tokenizer or build.pretrained_dir(config) or "byte"
+
+
+def _gone(location: str) -> bool:
+    return location not in ("", "byte") and not paths.path(location).exists()
+
+
+def run_files(config: ConfigDict, workdir: str) -> run_dir.RunFiles:
+    """The run's architecture, tokenizer and student input: the workdir's own when it has them (a resume, checked
+    against the config), else resolved from the config's sources (a new run; the trainer writes them)."""
+    student_input = StudentInput.from_config(config)
+    if not run_dir.has_run_files(workdir):
+        try:
+            return run_dir.RunFiles(config, build.resolve(config), load_tokenizer(tokenizer_source(config)),
+                                    student_input)
+        except FileNotFoundError as error:
+            raise ConfigError(f"config.tokenizer: {error}") from None
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    saved = run_dir.read(workdir)
+    # A start path that no longer exists is no change: the run directory's copy serves.
+    if _gone(build.pretrained_dir(config)):
+        asked = saved.model_config.replace(**dict(config.model_overrides))
+    else:
+        try:
+            asked = build.resolve(config)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    changed = run_dir.architecture_changes(saved.model_config, asked)
+    if changed:
+        raise ConfigError(f"{workdir} was started with another model ({', '.join(changed)}); resume with the "
+                          "config it was started with, or pass a new --workdir")
+    source = tokenizer_source(config)
+    if not _gone(source) and (run_dir.tokenizer_fingerprint(load_tokenizer(source))
+                              != run_dir.tokenizer_fingerprint(saved.tokenizer)):
+        raise ConfigError(f"{workdir} was started with another tokenizer than {source} (its copy is in "
+                          f"{workdir}/{run_dir.TOKENIZER}); resume with that one, or pass a new --workdir")
+    if student_input != saved.student_input:
+        raise ConfigError(f"{workdir} was started with another student input ({saved.student_input.to_dict()}); "
+                          "resume with the config's input section unchanged, or pass a new --workdir")
+    return run_dir.RunFiles(config, run_dir.compute_settings(saved.model_config, asked), saved.tokenizer,
+                            saved.student_input)
 
 
 def data_sources(config: ConfigDict) -> list[dict]:
@@ -117,6 +143,11 @@ def load_eval_problems(config: ConfigDict) -> dict[str, list[Problem]]:
                           f"to a multiple of config.checkpoint.every_steps ({config.checkpoint.every_steps})")
     if not every:
         return {}
+    benchmarks = [name for name in config.eval.datasets.split(",") if name.split("/")[0] in BENCHMARKS]
+    if benchmarks and not config.eval.data_dir:
+        raise ConfigError(f"config.eval.data_dir: the eval reads {', '.join(benchmarks)}; stage them with "
+                          "`python -m eotd_jax.stage_benchmarks --source=DIR|hub --to=gs://BUCKET/benchmarks` and "
+                          "pass --config.eval.data_dir=gs://BUCKET/benchmarks")
     try:
         return {name: load_problems(name, config.eval.data_dir, config.eval.limit)
                 for name in config.eval.datasets.split(",")}
@@ -131,8 +162,9 @@ def global_batch_size(config: ConfigDict, mesh: jax.sharding.Mesh) -> int:
     return config.train.batch_size
 
 
-def prepare(config: ConfigDict) -> Run:
-    """Checks the config against the devices and the data, and builds the run; compiles nothing."""
+def prepare(config: ConfigDict, workdir: str) -> Run:
+    """Checks the config against the devices, the data and the workdir's run files, and builds the run;
+    compiles nothing and reads no weights."""
     check_requirements(config)
     try:
         mesh = make_mesh(tuple(config.mesh.shape))
@@ -156,33 +188,20 @@ def prepare(config: ConfigDict) -> Run:
             raise ConfigError(f"config.data: data dir {source['dir']} does not exist "
                               "(build it with python -m data_gen.build)")
     eval_problems = load_eval_problems(config)
-    model_config, graphdef, state, hf_params = model_and_params(config)
-    tokenizer = load_tokenizer(config.tokenizer or pretrained_dir(config) or "byte")
-    try:
-        student_input = StudentInput.from_config(config)
-    except ValueError as error:
-        raise ConfigError(f"config.input: {error}") from None
-    if tokenizer.vocab_size > model_config.vocab_size:
-        raise ConfigError(f"tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary is "
-                          f"{model_config.vocab_size}")
-    batches = make_batches(sources, tokenizer, batch_size,
+    files = run_files(config, workdir)
+    graphdef, state = build.abstract_model(files.model_config)
+    if files.tokenizer.vocab_size > files.model_config.vocab_size:
+        raise ConfigError(f"tokenizer has {files.tokenizer.vocab_size} ids but the model's vocabulary is "
+                          f"{files.model_config.vocab_size}")
+    batches = make_batches(sources, files.tokenizer, batch_size,
                            config.data.source_length, config.data.target_length, config.train.seed,
-                           jax.process_index(), jax.process_count(), student_input)
+                           jax.process_index(), jax.process_count(), files.student_input)
     if batches.batches_per_epoch() == 0:
         raise ConfigError(f"the data fills fewer than one batch of {batch_size} rows")
     shardings = param_shardings(state, mesh)
-    if hf_params is None:
-        seed = config.train.seed
-
-        def initial_params():
-            init = jax.jit(lambda: nnx.to_pure_dict(nnx.split(T5(model_config, nnx.Rngs(seed)))[1]),
-                           out_shardings=shardings)
-            return init()
-    else:
-        def initial_params():
-            return jax.device_put(hf_params, shardings)
-    return Run(config, batch_size, model_config, graphdef, mesh, shardings, batches, tokenizer, initial_params,
-               eval_problems)
+    params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    return Run(config, batch_size, files, graphdef, params_shape, mesh, shardings, batches,
+               build.initial_params(config, files.model_config, shardings), eval_problems)
 
 
 def loss_and_metrics(params, graphdef, batch, key, start_token_id: int):
@@ -217,12 +236,11 @@ def evaluate_student(run: Run, params, pool: SandboxPool, before_batch=None) -> 
     model = nnx.merge(run.graphdef, params)
     thoughts = eval_thoughts(run.config)
     strategies = [*thoughts, "etd"]
-    settings = DecodeSettings(max_source_length=run.config.data.source_length,
-                              max_new_tokens=run.config.eval.max_new_tokens, batch_size=run.config.eval.batch_size)
+    settings = DecodeSettings.from_config(run.config)
     metrics = {}
     for name, problems in run.eval_problems.items():
-        records = answer_questions(model, run.tokenizer, problems, thoughts, strategies, pool, settings,
-                                   StudentInput.from_config(run.config), before_batch)
+        records = answer_questions(model, run.files.tokenizer, problems, thoughts, strategies, pool, settings,
+                                   run.files.student_input, before_batch, run.mesh)
         metrics.update({f"eval/{name}/{s}_accuracy": accuracy(records, s) for s in strategies})
     metrics["accuracy"] = float(np.mean([metrics[f"eval/{name}/etd_accuracy"] for name in run.eval_problems]))
     return metrics
@@ -295,9 +313,14 @@ def make_train_step(config: ConfigDict, model_config: T5Config, graphdef: nnx.Gr
 def train(config: ConfigDict, workdir: str) -> dict:
     """The training loop; returns the last logged metrics."""
     use_compilation_cache(config, workdir)  # before the first compile, which fixes the cache for the process
-    run = prepare(config)
+    run = prepare(config, workdir)
+    if jax.process_index() == 0:  # the run directory: what resuming, eval and export read (eotd_jax.run_dir)
+        if run_dir.has_run_files(workdir):
+            run_dir.write_config(workdir, config)
+        else:
+            run_dir.write(workdir, run.files)
     schedule = learning_rate_schedule(config.train)
-    jitted = make_train_step(config, run.model_config, run.graphdef, jax.eval_shape(run.initial_params),
+    jitted = make_train_step(config, run.files.model_config, run.graphdef, run.params_shape,
                              run.param_shardings, run.mesh)
     optimizer, shapes, state_shardings = jitted.optimizer, jitted.state_shapes, jitted.state_shardings
     step_fn, batch_spec = jitted.fn, jitted.batch_sharding
@@ -377,8 +400,6 @@ def train(config: ConfigDict, workdir: str) -> dict:
         manager.close()
         if writer is not None:
             writer.close()
-    if jax.process_index() == 0:
-        (paths.path(workdir) / "config.json").write_text(json.dumps(config_dict, indent=2))
     return last
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's comparison in miniature on the synthetic families: CoTD, PoTD, EoTD and ETD students trained from
-# scratch with equal budgets (configs/quickstart.py:<method>: the same steps, batch and data) on all the families
+# scratch with equal budgets (quickstart:<method>: the same steps, batch and data) on all the families
 # at once, once per seed, each evaluated on every family's test split (new numbers) and held-out split (forward:
 # templates never trained on; the others: compositions of trained steps never trained on), ETD with its fallback
 # and the vote; then per family the mean and range over seeds as Markdown tables and a plot:
@@ -51,14 +51,14 @@ for seed in "${seeds[@]}"; do
   for method in "${methods[@]}"; do
     run=$GRID/$method/seed$seed
     echo "== $method, seed $seed: training $STEPS steps"
-    "$PYTHON" -m eotd_jax.train --config="configs/quickstart.py:$method" --workdir="$run" \
+    "$PYTHON" -m eotd_jax.train --config="quickstart:$method" --workdir="$run" \
         --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" --config.train.seed="$seed" \
         --config.eval.datasets="$(join "${validation[@]}")" --config.eval.limit="$VAL_LIMIT" \
         --config.train.steps="$STEPS" --config.progress=false "$@"
     echo "== $method, seed $seed: evaluating"
-    "$PYTHON" -m eotd_jax.eval --checkpoint_dir="$run" --step=best --eval_dir="$run/eval" \
+    "$PYTHON" -m eotd_jax.eval --workdir="$run" --step=best --eval_dir="$run/eval" \
         --datasets="$(join "${tests[@]}")" --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
-        --max_new_tokens="$MAX_NEW_TOKENS" --batch_size=50 > "$run/eval.log"
+        --max_new_tokens="$MAX_NEW_TOKENS" > "$run/eval.log"
   done
 done
 "$PYTHON" -m eotd_jax.grid_report --grid_dir="$GRID"

@@ -8,14 +8,23 @@
 #   bash launch/tpu_pod.sh check     # every worker joins jax.distributed and prints what it sees
 #   bash launch/tpu_pod.sh run 'hf download Salesforce/codet5p-770m-py --local-dir /tmp/models/codet5p-770m-py'
 #                                    # any command, in the checkout on every worker, the venv first on PATH
-#   bash launch/tpu_pod.sh train --config=configs/paper.py:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
-#       --config.init_from_hf=/tmp/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35
+#   bash launch/tpu_pod.sh train --config=paper:codet5-large,etd --workdir=gs://my-bucket/etd-v5e \
+#       --config.init_from_hf=/tmp/models/codet5p-770m-py --config.data.dir=gs://my-bucket/data/gsm8k_gpt35 \
+#       --config.eval.data_dir=gs://my-bucket/benchmarks
 #                                    # detached on every worker; each worker's log is copied to $LOGS every minute
+#   bash launch/tpu_pod.sh eval --workdir=gs://my-bucket/etd-v5e --step=best --data_dir=gs://my-bucket/benchmarks
+#                                    # the eval binary on every worker, detached like train: the questions are
+#                                    # split over the slice, worker 0 writes gs://my-bucket/etd-v5e/eval/step_<N>
+#   bash launch/tpu_pod.sh export --workdir=gs://my-bucket/etd-v5e --step=best --out=gs://my-bucket/etd-export
+#                                    # on worker 0 alone, on its CPU (it reads the parameters alone)
 #   bash launch/tpu_pod.sh status    # running or not on each worker, and the last lines of its log
 #   bash launch/tpu_pod.sh logs      # copy the workers' logs from $LOGS to logs/$TPU (or $OUT)
 #   bash launch/tpu_pod.sh stop      # SIGTERM on every worker: the trainer saves a checkpoint and exits
 #   bash launch/tpu_pod.sh delete    # teardown
 #
+# The benchmarks come from gs:// (the workers may have no internet): stage them once from any machine with
+# `python -m eotd_jax.stage_benchmarks --source=hub --to=gs://my-bucket/benchmarks`. The run keeps its model
+# config, tokenizer and student input in its workdir, so /tmp/models is read only at the first start.
 # Train again with the same --workdir to resume. The workdir and the data must be on GCS (every worker reads
 # and writes them). PYTHON_VERSION (default 3.12) is the Python uv installs: the images ship 3.10, jax needs 3.11+.
 set -euo pipefail
@@ -34,8 +43,8 @@ runtime_version() {  # https://cloud.google.com/tpu/docs/runtimes
   esac
 }
 
-on_workers() {  # one command line, run by bash on every worker of the slice
-  gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="$1"
+on_workers() {  # one command line, run by bash on every worker of the slice (or on worker $2)
+  gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker="${2:-all}" --command="$1"
 }
 
 command="${1:-}"
@@ -64,15 +73,18 @@ case "$command" in
   run)
     on_workers "cd eotd_jax && export PATH=\$PWD/.venv/bin:\$PATH && $*"
     ;;
-  train)
+  train|eval)
     [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path (where each worker's log goes)"
     # %q quotes every argument for the workers' bash: --config.mesh.shape=(1,-1,1) arrives as one argument.
     # Only the detached command is backgrounded (not a `cd && ...` list, whose subshell would keep ssh open).
     on_workers "cd eotd_jax || exit 1
       if kill -0 \"\$(cat logs/train.pid 2>/dev/null)\" 2>/dev/null; then echo 'error: a job is running' >&2; exit 1; fi
-      LOGS=$(printf %q "$LOGS") setsid nohup bash launch/tpu_worker.sh$(printf ' %q' "$@") \
+      LOGS=$(printf %q "$LOGS") setsid nohup bash launch/tpu_worker.sh $command$(printf ' %q' "$@") \
       >/dev/null 2>&1 </dev/null &"
     echo "started on every worker of $TPU; logs: $LOGS (bash launch/tpu_pod.sh status | logs | stop)"
+    ;;
+  export)
+    on_workers "cd eotd_jax && JAX_PLATFORMS=cpu .venv/bin/python -m eotd_jax.export$(printf ' %q' "$@")" 0
     ;;
   status)
     # shellcheck disable=SC2016  # expanded by the workers
@@ -94,6 +106,6 @@ case "$command" in
     gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
     ;;
   *)
-    die "usage: bash launch/tpu_pod.sh create|setup|check|run COMMAND|train ARGS...|status|logs|stop|delete (see its header)"
+    die "usage: bash launch/tpu_pod.sh create|setup|check|run COMMAND|train|eval|export ARGS...|status|logs|stop|delete (see its header)"
     ;;
 esac

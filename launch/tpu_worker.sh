@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One TPU VM worker's share of `launch/tpu_pod.sh train` (started detached there): the trainer, its output in
-# logs/worker-<N>.log, that log copied to $LOGS every LOG_SYNC_SECONDS (60) and at the end with the exit status.
+# One TPU VM worker's share of `launch/tpu_pod.sh train|eval` (started detached there): `python -m eotd_jax.train`
+# or `eotd_jax.eval` with the other arguments, its output in logs/worker-<N>.log, that log copied to $LOGS every
+# LOG_SYNC_SECONDS (60) and at the end with the exit status.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 : "${LOGS:?set LOGS=gs://bucket/path}"
@@ -10,7 +11,9 @@ log="logs/worker-${worker}.log"
 mkdir -p logs
 upload() { gcloud storage cp --quiet "$log" "$LOGS/" >/dev/null 2>&1 || echo "warning: could not copy $log to $LOGS" >&2; }
 
-.venv/bin/python -m eotd_jax.train --cluster=gce_tpu "$@" >"$log" 2>&1 &
+job="$1"
+shift
+.venv/bin/python -m "eotd_jax.$job" --cluster=gce_tpu "$@" >"$log" 2>&1 &
 train_pid=$!
 echo "$train_pid" >logs/train.pid
 seconds=0

@@ -20,8 +20,8 @@ def python_module(module: str, *flags: str, env: dict | None = None, timeout: in
 
 
 def train_flags(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
-    """A tiny student (configs/default.py) on `data_dir`, with the given config overrides."""
-    return ["--config=configs/default.py", f"--workdir={workdir}", f"--config.data.dir={data_dir}", *TINY_TRAIN,
+    """A tiny student (default) on `data_dir`, with the given config overrides."""
+    return ["--config=default", f"--workdir={workdir}", f"--config.data.dir={data_dir}", *TINY_TRAIN,
             *overrides]
 
 
@@ -42,3 +42,36 @@ def last_json_line(output: str) -> dict:
     import json
 
     return json.loads(output.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_processes(module: str, *flags: str, logs: Path, count: int = 2, devices: int = 2) -> list:
+    """One run of `count` processes x `devices` CPU devices joined by jax.distributed on 127.0.0.1 (a stand-in for
+    `count` hosts). Output goes to `<logs>.<index>.log`: a pipe nobody reads while another process is waited on
+    fills up and blocks its writer, and then all of them (they meet in collectives)."""
+    port = free_port()
+    env = cpu_env({"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+    processes = []
+    for index in range(count):
+        with open(f"{logs}.{index}.log", "w") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", module, *flags, f"--coordinator_address=127.0.0.1:{port}",
+                 f"--num_processes={count}", f"--process_id={index}"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def finish(processes: list, logs: Path, timeout: float = 600) -> list[str]:
+    """Each process's output, after checking that all exited 0."""
+    for process in processes:
+        process.wait(timeout=timeout)
+    outputs = [Path(f"{logs}.{index}.log").read_text() for index in range(len(processes))]
+    assert [p.returncode for p in processes] == [0] * len(processes), "".join(o[-3000:] for o in outputs)
+    return outputs

@@ -12,15 +12,15 @@ from flax import nnx
 from runs import python_module
 from tiny_steps import tiny_model, tiny_train_step
 
-import configs.default
 from eotd_jax import checkpoints
+from eotd_jax.configs import default as default_config
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.planning import slices
 from eotd_jax.planning.collectives import collective_bytes
 from eotd_jax.planning.plan import Plan, describe, find_batch, matmul_flops, record
 
-TINY = ["--config=configs/default.py", "--config.model=t5-tiny", "--config.data.source_length=128",
+TINY = ["--config=default", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
 
 
@@ -94,7 +94,7 @@ def test_a_config_too_big_for_the_chip_is_reported_and_exits_non_zero(v5e_2x2):
 def test_the_paper_codet5_small_remat_step_compiles_for_v4_8(v5e_2x2):
     """libtpu 0.0.42's compiler has segfaulted on this step in its dot-dot fusion (with optimization barriers on the
     dropouts); the trainer's jit turns that fusion off for remat steps on TPU (eotd_jax.trainer.make_train_step)."""
-    result = python_module("eotd_jax.aot", "--config=configs/paper.py:codet5-small,etd", "--topology=v4-8",
+    result = python_module("eotd_jax.aot", "--config=paper:codet5-small,etd", "--topology=v4-8",
                            "--decode=false", "--config.model_overrides.remat=true",
                            "--config.train.per_device_batch_size=2", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -136,7 +136,7 @@ def test_find_batch_ends_between_the_largest_fit_and_the_smallest_miss(fixed_gib
         total = int((fixed_gib + per_row_gib * rows + curve * rows * rows) * 2**30)
         return Plan("train", {"per_device": rows}, total <= hbm, 0, total, 0, 0, hbm, 1.0, 0.0)
 
-    best, plans = find_batch(planner, configs.default.get_config(), hbm, remat=False, max_batch=64,
+    best, plans = find_batch(planner, default_config.get_config(), hbm, remat=False, max_batch=64,
                              report=lambda plan: None)
     assert best == expected, planned
     assert [p.settings["per_device"] for p in plans] == sorted(set(planned))

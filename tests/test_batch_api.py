@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.openai_server import FakeChatServer
 
 from data_gen.teachers.base import TeacherError
-from data_gen.teachers.fake_server import FakeChatServer
 from data_gen.teachers.gold import gold_rationales
 from data_gen.teachers.journal import Journal
-from data_gen.teachers.openai_api import ApiSettings, OpenAITeacher
-from data_gen.teachers.openai_batch import BatchSettings
+from data_gen.teachers.openai_api import OpenAITeacher
+from data_gen.teachers.settings import ApiSettings
 from eotd_jax.benchmarks.synthetic import synthetic_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +27,10 @@ def _answers(problems):
     return {p.question: gold_rationales(p) for p in problems}
 
 
-def _teacher(server, journal: Path, batch: bool = True, **batch_settings):
-    settings = ApiSettings(model="fake-teacher", base_url=server.url, max_retries=2, timeout_seconds=5.0,
-                           backoff_seconds=0.01, price_prompt_per_million=2.0, price_completion_per_million=8.0,
-                           batch=BatchSettings(**{"poll_seconds": 0.01, **batch_settings}) if batch else None)
+def _teacher(server, journal: Path, batch: bool = True, **overrides):
+    settings = ApiSettings(model="fake-teacher", base_url=server.url, max_retries=2, timeout=5.0, backoff=0.01,
+                           price_prompt=2.0, price_completion=8.0, batch_api=batch, batch_poll_seconds=0.01,
+                           **overrides)
     return OpenAITeacher(settings, str(journal), progress=False)
 
 
@@ -50,7 +50,7 @@ def test_batches_answer_like_live_requests_at_half_the_price(tmp_path):
         expected = _by_key(live.generate(problems, ["pot", "eot"], samples=2))
         live_requests = server.total_requests
         server.batch_step = 5
-        teacher = _teacher(server, tmp_path / "batch" / "journal.jsonl", max_requests=10)
+        teacher = _teacher(server, tmp_path / "batch" / "journal.jsonl", batch_max_requests=10)
         got = _by_key(teacher.generate(problems, ["pot", "eot"], samples=2))
         assert server.total_requests == live_requests  # nothing went to the live endpoint
     assert got == expected and all(c.rationale for c in got.values())
@@ -103,6 +103,24 @@ def test_expired_partially_failed_and_cancelled_batches(tmp_path):
         with pytest.raises(TeacherError, match="failed validation: the model is not available") as error:
             _teacher(server, journal).generate(problems, ["cot"], 1)
         assert "\n" not in str(error.value)
+
+
+def test_a_malformed_line_in_a_batch_output_file_costs_only_its_own_request(tmp_path, capsys):
+    problems = synthetic_problems(4)
+    journal = tmp_path / "journal.jsonl"
+    with FakeChatServer(_answers(problems)) as server:
+        server.batch_faults = ["malformed_line"]
+        candidates = _by_key(_teacher(server, journal).generate(problems, ["pot"], 1))
+        assert "batch batch-0: line 1 of file file-1 is not a result line; skipped" in capsys.readouterr().out
+        failed = [key for key, c in candidates.items() if c.failure]
+        assert len(failed) == 1 and candidates[failed[0]].failure == "batch_no_answer"
+        assert sum(c.rationale is not None for c in candidates.values()) == 3
+        assert len(Journal(str(journal)).entries) == 3
+        # The run finished: its batch is read back, and a re-run submits only the request the bad line held.
+        again = _by_key(_teacher(server, journal).generate(problems, ["pot"], 1))
+        assert all(c.rationale for c in again.values())
+        keys = [r.key for r in _teacher(server, journal).requests(problems, ["pot"], 1)]
+        assert sorted(server.submitted[k] for k in keys) == [1, 1, 1, 2]
 
 
 def test_a_batch_created_but_not_recorded_before_a_kill_is_found_again(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runs import python_module
 
-PAPER = ["--config=configs/paper.py:codet5-small,etd", "--config.progress=false"]
+PAPER = ["--config=paper:codet5-small,etd", "--config.progress=false"]
 
 
 def _last_line(result) -> str:

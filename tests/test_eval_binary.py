@@ -24,8 +24,8 @@ def student(tmp_path_factory, training_data) -> Path:
     return workdir
 
 
-def _evaluate(checkpoint_dir: Path, eval_dir: Path, *flags: str):
-    result = python_module("eotd_jax.eval", f"--checkpoint_dir={checkpoint_dir}", f"--eval_dir={eval_dir}",
+def _evaluate(workdir: Path, eval_dir: Path, *flags: str):
+    result = python_module("eotd_jax.eval", f"--workdir={workdir}", f"--eval_dir={eval_dir}",
                            *FAST, *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -68,7 +68,7 @@ def test_eval_on_fixture_files_writes_predictions_tables_and_plot_and_resumes(st
     by_key = {(r["source"], r["id"]): r for r in records}
     assert all(r == by_key[r["source"], r["id"]] for r in resumed[4:])  # greedy decoding: same answers again
 
-    changed = python_module("eotd_jax.eval", f"--checkpoint_dir={student}", f"--eval_dir={tmp_path}", *flags,
+    changed = python_module("eotd_jax.eval", f"--workdir={student}", f"--eval_dir={tmp_path}", *flags,
                             "--max_new_tokens=32", "--batch_size=4", "--workers=1")
     assert changed.returncode != 0
     assert "holds predictions made with other settings (max_new_tokens: 24 -> 32)" in changed.stderr
@@ -83,7 +83,7 @@ def test_eval_on_the_real_benchmark_files(student, datasets_dir, tmp_path):
 
 
 def test_an_exported_student_answers_the_same_from_its_hugging_face_directory(student, tmp_path):
-    exported = python_module("eotd_jax.export", f"--checkpoint_dir={student}", f"--out={tmp_path / 'hf'}")
+    exported = python_module("eotd_jax.export", f"--workdir={student}", f"--out={tmp_path / 'hf'}")
     assert exported.returncode == 0, exported.stderr[-3000:]
     flags = ["--datasets=synthetic", "--limit=4", "--strategies=etd"]
     _evaluate(student, tmp_path / "from_checkpoint", *flags)
@@ -98,6 +98,6 @@ def test_bad_eval_arguments_fail_with_one_line(student, tmp_path):
                            (["--step=7"], "no checkpoint at step 7; saved: [4]"),
                            (["--step=first"], "must be latest, best or a step number"),
                            (["--datasets=gsm8k", f"--data_dir={tmp_path}"], "gsm8k/test: no file at")]:
-        result = python_module("eotd_jax.eval", f"--checkpoint_dir={student}", f"--eval_dir={tmp_path}", *flags)
+        result = python_module("eotd_jax.eval", f"--workdir={student}", f"--eval_dir={tmp_path}", *flags)
         assert result.returncode != 0
         assert result.stderr.strip().splitlines()[-1].startswith("error: ") and message in result.stderr, flags

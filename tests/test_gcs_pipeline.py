@@ -1,5 +1,6 @@
-"""The whole pipeline on gs:// paths, against a GCS emulator on 127.0.0.1: data_gen build -> train -> SIGKILL
--> resume (in-training eval reading a hub-format copy on gs://) -> eval (benchmark files on gs://) -> export.
+"""The whole pipeline on gs:// paths, against a GCS emulator on 127.0.0.1, as on a 2-host slice: data_gen build ->
+training on 2 processes -> SIGTERM to one -> resume on 2 (in-training eval reading a hub-format copy on gs://) ->
+eval on 2 processes (benchmark files on gs://) -> export -> eval of the export.
 
 Every binary runs as a user runs it, with the emulator's environment (tests/gcs.py). TensorFlow's own GCS
 client cannot be pointed at the emulator; the project never hands it a gs:// path, and this test would fail
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 import uuid
 
 import fsspec
+import pytest
 from conftest import HUB_ROWS, save_hub_copy, upload
-from runs import ROOT, cpu_env, last_json_line, python_module, train_command
+from runs import ROOT, finish, last_json_line, python_module, start_processes, train_flags
 
 from eotd_jax import paths
 
@@ -54,7 +55,8 @@ def _texts(records: list[dict]) -> list[list[str]]:
             for r in records]
 
 
-def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_path):
+@pytest.mark.timeout(900)  # four 2-process runs
+def test_build_train_preempt_resume_eval_export_on_gs_with_two_processes(gcs, benchmark_files, tmp_path):
     root = f"{gcs}/{uuid.uuid4().hex}"
     data, workdir, export = f"{root}/data", f"{root}/train", f"{root}/export"
     benchmarks = upload(benchmark_files, f"{root}/benchmarks")
@@ -67,23 +69,22 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
     assert [s["file"] for s in manifest["shards"]] == [p.name for p in sorted(paths.path(data).glob("*.tfrecord-*"))]
     assert paths.path(data, "dataset_info.json").is_file()
 
-    command = [*train_command(workdir, data, *TRAIN), f"--config.eval.data_dir=hub:{root}/hub"]
-    log = tmp_path / "killed.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=cpu_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    command = [*train_flags(workdir, data, *TRAIN), f"--config.eval.data_dir=hub:{root}/hub"]
+    logs = tmp_path / "train"
+    processes = start_processes("eotd_jax.train", *command, logs=logs)
     deadline = time.monotonic() + 240
-    while process.poll() is None and not _committed_steps(f"{workdir}/checkpoints") and time.monotonic() < deadline:
+    while all(p.poll() is None for p in processes) and not _committed_steps(f"{workdir}/checkpoints") \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert process.poll() is None, f"the run ended before it could be killed: {log.read_text()[-3000:]}"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    assert all(p.poll() is None for p in processes), "the run ended before it could be stopped"
+    processes[1].send_signal(signal.SIGTERM)  # a preempted host: both processes save the same step and exit 0
+    finish(processes, logs)
     saved = _committed_steps(f"{workdir}/checkpoints")
     assert saved and saved[-1] < STEPS, saved
 
-    resumed = subprocess.run(command, cwd=ROOT, env=cpu_env(), capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed from step {saved[-1]}" in resumed.stderr
-    metrics = last_json_line(resumed.stdout)
+    resumed = finish(start_processes("eotd_jax.train", *command, logs=logs), logs)
+    assert all(f"resumed from step {saved[-1]}" in output for output in resumed)
+    metrics = last_json_line(resumed[0])
     assert metrics["step"] == STEPS and 0.0 <= metrics["eval/gsm8k/etd_accuracy"] <= 1.0
     assert _committed_steps(f"{workdir}/checkpoints")[-1] == STEPS
     config = json.loads(paths.path(workdir, "config.json").read_text())
@@ -91,18 +92,18 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
     scalars = _scalar_steps(f"{workdir}/tensorboard")
     assert STEPS in scalars["loss"] and scalars["eval/gsm8k/etd_accuracy"] == [STEPS]
 
-    evaluated = python_module("eotd_jax.eval", f"--checkpoint_dir={workdir}", f"--data_dir={benchmarks}",
-                              "--datasets=gsm8k,asdiv", *EVAL)
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    logs = tmp_path / "eval"
+    evaluated = finish(start_processes("eotd_jax.eval", f"--workdir={workdir}", f"--data_dir={benchmarks}",
+                                       "--datasets=gsm8k,asdiv", *EVAL, logs=logs), logs)[0]
     eval_dir = paths.path(workdir, "eval", f"step_{STEPS}")
     results = json.loads((eval_dir / "results.json").read_text())
     assert {name: r["questions"] for name, r in results.items()} == {"gsm8k": 2, "asdiv": 2}
-    assert (eval_dir / "results.md").read_text().strip() in evaluated.stdout
+    assert (eval_dir / "results.md").read_text().strip() in evaluated
     assert (eval_dir / "results.png").read_bytes().startswith(b"\x89PNG")
     predictions = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4
 
-    exported = python_module("eotd_jax.export", f"--checkpoint_dir={workdir}", f"--out={export}")
+    exported = python_module("eotd_jax.export", f"--workdir={workdir}", f"--out={export}")
     assert exported.returncode == 0, exported.stderr[-3000:]
     import transformers
 
@@ -110,7 +111,7 @@ def test_build_train_kill_resume_eval_export_on_gs(gcs, benchmark_files, tmp_pat
         model = transformers.T5ForConditionalGeneration.from_pretrained(local)
         assert model.config.d_model == json.loads(paths.path(export, "config.json").read_text())["d_model"]
         assert transformers.AutoTokenizer.from_pretrained(local).decode([72 + 3]) == "H"
-    from_export = python_module("eotd_jax.eval", f"--checkpoint_dir={export}", f"--data_dir={benchmarks}",
+    from_export = python_module("eotd_jax.eval", f"--workdir={export}", f"--data_dir={benchmarks}",
                                 "--datasets=gsm8k", *EVAL)
     assert from_export.returncode == 0, from_export.stderr[-3000:]
     exported_predictions = [json.loads(line) for line in

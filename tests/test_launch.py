@@ -59,7 +59,7 @@ def slice_of_two(tmp_path):
     for worker in range(2):
         checkout = cloud / f"worker-{worker}" / "eotd_jax"
         (checkout / ".venv" / "bin").mkdir(parents=True)
-        for part in ("eotd_jax", "data_gen", "configs", "launch"):
+        for part in ("eotd_jax", "data_gen", "launch"):
             (checkout / part).symlink_to(ROOT / part)
         python = checkout / ".venv" / "bin" / "python"
         python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
@@ -119,11 +119,7 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
         time.sleep(0.1)
     again = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
     assert again.returncode != 0 and "error: a job is running" in again.stderr
-    logs = [cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)]
-    deadline = time.monotonic() + 240  # inside pytest.ini's 300 s
-    while time.monotonic() < deadline and not all(p.exists() and "exit status" in p.read_text() for p in logs):
-        time.sleep(1)
-    texts = [p.read_text() if p.exists() else "" for p in logs]
+    texts = _wait_for_exit_status([cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)])
     assert all(t.rstrip().endswith("exit status 0") for t in texts), texts[0][-3000:] + texts[1][-3000:]
     assert "joining a gce_tpu run: process 1 of 2" in texts[1]
     assert _json_lines(texts[0])[-1]["step"] == 2 and "step 2: held-out ETD accuracy" in texts[0]
@@ -134,6 +130,43 @@ def test_tpu_pod_train_runs_detached_on_every_worker_with_logs_on_gcs(slice_of_t
     collected = _run("tpu_pod.sh", "logs", env={**env, "OUT": str(tmp_path / "collected")})
     assert collected.returncode == 0, collected.stderr
     assert sorted(p.name for p in (tmp_path / "collected").iterdir()) == ["worker-0.log", "worker-1.log"]
+
+
+def _wait_for_exit_status(logs: list[Path], seconds: float = 240) -> list[str]:
+    deadline = time.monotonic() + seconds  # inside pytest.ini's 300 s
+    while time.monotonic() < deadline and not all(p.exists() and "exit status" in p.read_text() for p in logs):
+        time.sleep(1)
+    return [p.read_text() if p.exists() else "" for p in logs]
+
+
+def test_tpu_pod_eval_on_every_worker_writes_one_processs_predictions_and_export_runs_on_worker_0(
+        slice_of_two, training_data, tmp_path):
+    cloud, env = slice_of_two
+    env = {**env, "LOGS": "gs://bucket/etd/logs", "LOG_SYNC_SECONDS": "1"}
+    workdir = tmp_path / "run dir"
+    trained = subprocess.run([sys.executable, "-m", "eotd_jax.train", *train_flags(
+        workdir, training_data, "--config.train.steps=2", "--config.checkpoint.every_steps=2")], cwd=ROOT,
+        env=cpu_env(), capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    flags = [f"--workdir={workdir}", "--datasets=synthetic", "--limit=5", "--strategies=eot,etd",
+             "--max_new_tokens=8", "--batch_size=2", "--workers=1"]
+    one = subprocess.run([sys.executable, "-m", "eotd_jax.eval", *flags, f"--eval_dir={tmp_path / 'one'}"],
+                         cwd=ROOT, env=cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}),
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    started = _run("tpu_pod.sh", "eval", *flags, f"--eval_dir={tmp_path / 'slice'}", env=env, timeout=60)
+    assert started.returncode == 0, started.stderr[-3000:]
+    texts = _wait_for_exit_status([cloud / "gcs" / "bucket" / "etd" / "logs" / f"worker-{w}.log" for w in range(2)])
+    assert all(t.rstrip().endswith("exit status 0") for t in texts), texts[0][-3000:] + texts[1][-3000:]
+    assert "joining a gce_tpu run: process 1 of 2" in texts[1]
+    predictions = [(tmp_path / name / "predictions.jsonl").read_text() for name in ("slice", "one")]
+    assert predictions[0] == predictions[1] and predictions[0].count("\n") == 5
+
+    exported = _run("tpu_pod.sh", "export", f"--workdir={workdir}", f"--out={tmp_path / 'export'}", env=env)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert f"step 2 of {workdir}" in exported.stdout and (tmp_path / "export" / "README.md").is_file()
+    assert "--worker=0" in json.loads((cloud / "calls.jsonl").read_text().splitlines()[-1])
 
 
 def test_tpu_pod_setup_installs_the_checkout_with_uv_on_every_worker(slice_of_two, tmp_path):
@@ -164,7 +197,7 @@ def test_tpu_pod_run_runs_a_command_in_every_workers_checkout(slice_of_two):
 
 def test_tpu_pod_train_needs_a_gcs_log_dir(slice_of_two):
     _, env = slice_of_two
-    result = _run("tpu_pod.sh", "train", "--config=configs/quickstart.py", env=env)
+    result = _run("tpu_pod.sh", "train", "--config=quickstart", env=env)
     assert result.returncode != 0 and "set LOGS=gs://" in result.stderr
 
 

@@ -60,7 +60,7 @@ def test_a_tiny_student_learns_to_answer_held_out_questions(tmp_path, pool):
     _write_shard(training, data)
     result = python_module("eotd_jax.train_tokenizer", f"--data={data}", f"--out={tokenizer}", f"--vocab_size={VOCAB}")
     assert result.returncode == 0, result.stderr[-2000:]
-    flags = ["--config=configs/quickstart.py", f"--workdir={workdir}", f"--config.data.dir={data}",
+    flags = ["--config=quickstart", f"--workdir={workdir}", f"--config.data.dir={data}",
              f"--config.tokenizer={tokenizer}", "--config.data.thoughts=pot,eot", "--config.model=t5-tiny",
              f"--config.model_overrides.vocab_size={VOCAB}", "--config.data.source_length=64",
              "--config.data.target_length=32", "--config.train.batch_size=16", f"--config.train.steps={STEPS}",

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from eotd_jax.configs import default
 from eotd_jax.optim import make_optimizer, optimizer_updates
 
 

@@ -104,8 +104,8 @@ def _until_eos(ids: list[int]) -> list[int]:
     return ids[: ids.index(EOS)] if EOS in ids else ids
 
 
-def _eval(checkpoint_dir: Path, eval_dir: Path, *flags: str) -> list[dict]:
-    result = python_module("eotd_jax.eval", f"--checkpoint_dir={checkpoint_dir}", f"--eval_dir={eval_dir}",
+def _eval(workdir: Path, eval_dir: Path, *flags: str) -> list[dict]:
+    result = python_module("eotd_jax.eval", f"--workdir={workdir}", f"--eval_dir={eval_dir}",
                            "--datasets=synthetic", "--limit=3", "--strategies=eot,etd", "--max_new_tokens=10",
                            "--batch_size=4", "--workers=1", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -139,7 +139,7 @@ def test_import_train_export_eval_round_trip_keeps_the_selectors_and_flags_overr
                     "--config.input.selectors.eot=Equations, please.", "--config.train.steps=2",
                     "--config.checkpoint.every_steps=2")
     assert trained.returncode == 0, trained.stderr[-3000:]
-    exported = python_module("eotd_jax.export", f"--checkpoint_dir={workdir}", f"--out={tmp_path / 'hf'}")
+    exported = python_module("eotd_jax.export", f"--workdir={workdir}", f"--out={tmp_path / 'hf'}")
     assert exported.returncode == 0, exported.stderr[-3000:]
     saved = json.loads((tmp_path / "hf" / FILE_NAME).read_text())
     assert saved == StudentInput().replace(eot="Equations, please.").to_dict()
@@ -152,7 +152,7 @@ def test_import_train_export_eval_round_trip_keeps_the_selectors_and_flags_overr
 
 
 def test_bad_input_settings_fail_with_one_line(codet5_dir, tmp_path):
-    result = python_module("eotd_jax.eval", f"--checkpoint_dir={codet5_dir}", f"--eval_dir={tmp_path}",
+    result = python_module("eotd_jax.eval", f"--workdir={codet5_dir}", f"--eval_dir={tmp_path}",
                            "--input_template=Question: {question}", "--datasets=synthetic", "--limit=1")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (

@@ -12,7 +12,7 @@ FSDP_STEP = """
 import json, re
 import jax, jax.numpy as jnp
 from flax import nnx
-import configs.default
+from eotd_jax.configs import default as default_config
 from eotd_jax import checkpoints
 from eotd_jax.model.config import get_config
 from eotd_jax.model.sharding import make_mesh, param_shardings
@@ -22,7 +22,7 @@ mesh = make_mesh((1, -1, 1))
 model_config = get_config("t5-tiny", dropout_rate=0.1)
 graphdef, state = nnx.split(nnx.eval_shape(lambda: T5(model_config, nnx.Rngs(0))))
 params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-step = make_train_step(configs.default.get_config(), model_config, graphdef, params, param_shardings(state, mesh),
+step = make_train_step(default_config.get_config(), model_config, graphdef, params, param_shardings(state, mesh),
                        mesh)
 batch = {name: jax.ShapeDtypeStruct((24, length), jnp.int32, sharding=step.batch_sharding)
          for name, length in (("inputs", 128), ("input_segments", 128), ("targets", 64), ("target_segments", 64))}

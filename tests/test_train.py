@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from runs import ROOT, cpu_env, last_json_line, python_module, train, train_command
 
-from configs import default, paper
+from eotd_jax.configs import default, paper
 
 
 def _params(workdir: Path, step: int):

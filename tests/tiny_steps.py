@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-import configs.default
 from eotd_jax import checkpoints
+from eotd_jax.configs import default as default_config
 from eotd_jax.model.config import T5Config, get_config
 from eotd_jax.model.sharding import param_shardings
 from eotd_jax.model.t5 import T5
@@ -27,7 +27,7 @@ def tiny_train_step(model: tuple[T5Config, nnx.GraphDef, nnx.State], mesh: jax.s
     """The default config's step for `model` (`tiny_model`) on `rows` packed rows, sharded over `mesh`."""
     model_config, graphdef, state = model
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-    step = make_train_step(configs.default.get_config(), model_config, graphdef, params,
+    step = make_train_step(default_config.get_config(), model_config, graphdef, params,
                            param_shardings(state, mesh), mesh)
     lengths = {"inputs": source_length, "input_segments": source_length,
                "targets": target_length, "target_segments": target_length}

@@ -1,23 +1,25 @@
 """A teacher behind any OpenAI-compatible chat-completions server (OpenAI, vLLM, ...).
 
-Requests run concurrently under a cap, paced by requests-per-minute and
-tokens-per-minute buckets, and are retried with exponential backoff (honouring
-Retry-After) on 429, 5xx, timeouts, dropped connections and malformed replies.
-Every answered request goes to the journal first, so nothing paid for is lost
-and a restarted run sends only what is missing. Errors no retry can fix (bad
-key, unknown model, rejected request) stop the run with one line. With
-`ApiSettings.batch` set, the same requests go through the Batch API instead
+Requests run concurrently under a cap, every attempt (retries too) paced by
+requests-per-minute and tokens-per-minute buckets, and are retried as
+data_gen/teachers/retries.py says. Every answered request goes to the journal
+first, so nothing paid for is lost and a restarted run sends only what is
+missing. A reply with fewer choices than the `n` asked for is kept, and the
+samples it left out are asked for in a further request. Errors no retry can
+fix (bad key, unknown model, rejected request), an unreachable server, and a
+run in which no request got an answer stop the run with one line. With
+`ApiSettings.batch_api` the same requests go through the Batch API instead
 (half the price; data_gen/teachers/openai_batch.py) into the same journal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Sequence
 
@@ -28,32 +30,14 @@ from tqdm import tqdm
 from data_gen.prompts import clean_response, load_prompt
 from data_gen.teachers.base import Candidate, TeacherError, Usage
 from data_gen.teachers.journal import Journal, request_key
-from data_gen.teachers.openai_batch import BatchSettings, run_batches, unfinished_batches
+from data_gen.teachers.openai_batch import run_batches, unfinished_batches
+from data_gen.teachers.retries import Reachability, backoff, retry_after, retryable
+from data_gen.teachers.settings import ApiSettings
 from eotd_jax.benchmarks import Problem
 
-_RETRYABLE_STATUS = {408, 409, 429}
-logging.getLogger("httpx").setLevel(logging.WARNING)  # absl's INFO default would log every request
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiSettings:
-    model: str
-    base_url: str | None = None  # None: the OpenAI API (or OPENAI_BASE_URL)
-    api_key_env: str = "OPENAI_API_KEY"
-    prompt_style: str = "paper"  # data_gen.prompts.PROMPT_STYLES
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    samples_per_request: int = 1  # the API's `n`
-    concurrency: int = 64
-    requests_per_minute: float = 0.0  # 0: unlimited
-    tokens_per_minute: float = 0.0
-    max_retries: int = 6
-    timeout_seconds: float = 60.0
-    backoff_seconds: float = 1.0
-    price_prompt_per_million: float = 0.0  # US dollars, for the cost report
-    price_completion_per_million: float = 0.0
-    batch: BatchSettings | None = None  # the Batch API instead of live requests (half the price)
+_CONNECT_SECONDS = 10.0  # a server slower than this to accept a connection counts as unreachable
+for _transport in ("httpx", "httpx2"):  # openai's HTTP client before 3.0, and from 3.0
+    logging.getLogger(_transport).setLevel(logging.WARNING)  # absl's INFO default would log every request
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +48,11 @@ class _Request:
     first_sample: int
     messages: list
     params: dict
+
+
+def token_estimate(request: _Request) -> float:
+    """The tokens a request may use, for the tokens-per-minute bucket: prompt characters / 4, plus the limit."""
+    return sum(len(m["content"]) for m in request.messages) / 4 + request.params["max_tokens"] * request.params["n"]
 
 
 class _RateLimiter:
@@ -93,71 +82,100 @@ class _RateLimiter:
 class OpenAITeacher:
     """Samples rationales from a chat model; see the module docstring for the guarantees."""
 
-    def __init__(self, settings: ApiSettings, journal_path: str, progress: bool = True):
+    def __init__(self, settings: ApiSettings, journal_path: str, prompt_style: str = "paper", progress: bool = True):
         self.settings = settings
         self.name = settings.model
         self.journal_path = journal_path
+        self.prompt_style = prompt_style
         self.progress = progress
         self.usage = Usage()
+        self.last_error = ""  # why the latest failed attempt failed, for the line that stops a run
 
     def requests(self, problems: Sequence[Problem], thoughts: Sequence[str], samples: int) -> list[_Request]:
-        """Every request the run needs; the key covers all that determines the answer."""
-        s = self.settings
+        """The requests the run needs, before any short reply asks for more."""
         requests = []
         for thought in thoughts:
-            prompt = load_prompt(thought, s.prompt_style)
+            prompt = load_prompt(thought, self.prompt_style)
             for problem in problems:
                 messages = prompt.messages(problem.question)
-                for first in range(0, samples, s.samples_per_request):
-                    params = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
-                              "n": min(s.samples_per_request, samples - first)}
-                    key = request_key(model=s.model, messages=messages, params=params, first_sample=first)
-                    requests.append(_Request(key, problem.id, thought, first, messages, params))
+                for first in range(0, samples, self.settings.n_per_request):
+                    n = min(self.settings.n_per_request, samples - first)
+                    requests.append(self._request(problem.id, thought, messages, first, n))
         return requests
+
+    def _request(self, problem_id: str, thought: str, messages: list, first_sample: int, n: int) -> _Request:
+        """A request for samples `first_sample` .. `first_sample + n - 1`; the key covers all that determines them."""
+        s = self.settings
+        params = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "n": n}
+        key = request_key(model=s.model, messages=messages, params=params, first_sample=first_sample)
+        return _Request(key, problem_id, thought, first_sample, messages, params)
+
+    def _rest(self, request: _Request, entry: dict | None) -> _Request | None:
+        """The request for the samples a short reply (fewer choices than `n`) left out; None when there are none."""
+        answered = len(entry["choices"]) if entry else 0
+        if not 0 < answered < request.params["n"]:
+            return None
+        return self._request(request.problem_id, request.thought, request.messages,
+                             request.first_sample + answered, request.params["n"] - answered)
 
     def generate(self, problems: Sequence[Problem], thoughts: Sequence[str], samples: int) -> list[Candidate]:
         requests = self.requests(problems, thoughts, samples)
-        s = self.settings
         journal = Journal(self.journal_path)
+        failed: dict[str, str] = {}
         try:
-            pending = [r for r in requests if r.key not in journal]
-            self.usage.cached = len(requests) - len(pending)
-            if not pending:
-                failed = {}
-            elif s.batch:
-                failed = self._send_batches(pending, journal)
-            elif waiting := unfinished_batches(self._batch_dir()):
-                raise TeacherError(f"{waiting} batches submitted by an earlier --batch_api run are unfinished in "
-                                   f"{self._batch_dir()}; re-run with --batch_api to collect them (sending the "
-                                   "requests live would pay for them twice)")
-            else:
-                failed = asyncio.run(self._send_all(pending, journal))
+            asking = requests
+            while asking:  # each round asks for what the short replies of the one before left out
+                pending = [r for r in asking if r.key not in journal]
+                self.usage.cached += len(asking) - len(pending)
+                if pending:
+                    failed |= self._send(pending, journal)
+                asking = [rest for r in asking if (rest := self._rest(r, journal.get(r.key)))]
         finally:
             journal.close()
+        if requests and not any(r.key in journal for r in requests):
+            why = self.last_error or _counts(failed.values())
+            raise TeacherError(f"no answer to any of the {len(requests)} requests (last error: {why}) "
+                               f"(check that {self.settings.server} is up and serves --model={self.settings.model}, "
+                               "then re-run the same command)")
+        if failed:
+            tqdm.write(f"{len(failed)} requests got no answer ({_counts(failed.values())}); re-run the same command "
+                       "to ask them again")
+        return [candidate for request in requests for candidate in self._candidates(request, journal, failed)]
+
+    def _candidates(self, request: _Request, journal: Journal, failed: dict[str, str]) -> list[Candidate]:
+        """The request's samples: from its answer, and from the requests for what a short answer left out."""
         candidates = []
-        for request in requests:
-            entry = journal.get(request.key)
-            for offset in range(request.params["n"]):
-                sample = request.first_sample + offset
-                if entry is None:
-                    candidates.append(Candidate(request.problem_id, request.thought, sample, None,
-                                                failed.get(request.key, "api_error")))
-                    continue
-                choices = entry["choices"]
-                choice = choices[offset] if offset < len(choices) else {"text": "", "finish_reason": "missing"}
-                candidates.append(_candidate(request, sample, choice))
+        while request is not None:
+            n, entry = request.params["n"], journal.get(request.key)
+            if entry is None:
+                reason = failed.get(request.key, "api_error")
+                return candidates + [Candidate(request.problem_id, request.thought, request.first_sample + i, None,
+                                               reason) for i in range(n)]
+            choices = entry["choices"][:n]
+            candidates += [_candidate(request, request.first_sample + i, c) for i, c in enumerate(choices)]
+            request = self._rest(request, entry)
         return candidates
 
     def _api_key(self) -> str:
         api_key = os.environ.get(self.settings.api_key_env)
         if not api_key:
-            raise TeacherError(f"no API key: set the environment variable {self.settings.api_key_env} (any value "
+            raise TeacherError(f"no API key (set the environment variable {self.settings.api_key_env}; any value "
                                "for servers that need none)")
         return api_key
 
     def _batch_dir(self) -> str:
         """Where the Batch API's request files and its record of submitted batches are kept: beside the journal."""
         return os.path.join(os.path.dirname(os.path.abspath(self.journal_path)), "batch_api")
+
+    def _send(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
+        """Asks the server for `pending`, journaling each answer; returns {key: reason} of those left unanswered."""
+        if self.settings.batch_api:
+            return self._send_batches(pending, journal)
+        if waiting := unfinished_batches(self._batch_dir()):
+            raise TeacherError(f"{waiting} batches submitted by an earlier --batch_api run are unfinished in "
+                               f"{self._batch_dir()} (re-run with --batch_api to collect them: sending the "
+                               "requests live would pay for them twice)")
+        return asyncio.run(self._send_live(pending, journal))
 
     def _send_batches(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
         """The pending requests through the Batch API; answers are journaled as they are read back."""
@@ -173,13 +191,12 @@ class OpenAITeacher:
             journal.append(entry)
             self._account(entry, price_factor=0.5)
 
-        client = openai.OpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0,
-                               timeout=s.timeout_seconds)
+        client = openai.OpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0, timeout=_timeout(s))
         directory = self._batch_dir()
         os.makedirs(directory, exist_ok=True)
         try:
             bodies = {r.key: {"model": s.model, "messages": r.messages, **r.params} for r in pending}
-            failed = run_batches(client, bodies, directory, s.batch, on_answer, self.progress)
+            failed = run_batches(client, bodies, directory, s, on_answer, self.progress)
         finally:
             client.close()
         for key, reason in failed.items():
@@ -187,22 +204,21 @@ class OpenAITeacher:
                 tqdm.write(f"no answer for {by_key[key].problem_id}/{by_key[key].thought}: {reason}")
         return failed
 
-    async def _send_all(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
+    async def _send_live(self, pending: list[_Request], journal: Journal) -> dict[str, str]:
         s = self.settings
-        client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0,
-                                    timeout=s.timeout_seconds)
+        client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=s.base_url, max_retries=0, timeout=_timeout(s))
         gate = asyncio.Semaphore(s.concurrency)
-        requests_bucket, tokens_bucket = _RateLimiter(s.requests_per_minute), _RateLimiter(s.tokens_per_minute)
+        buckets = _RateLimiter(s.rpm), _RateLimiter(s.tpm)
+        reachability = Reachability(s.unreachable_seconds, s.server)
         failed: dict[str, str] = {}
         bar = tqdm(total=len(pending), desc=f"asking {s.model}", unit="req", disable=not self.progress)
 
         async def one(request: _Request) -> None:
             async with gate:
-                estimate = sum(len(m["content"]) for m in request.messages) / 4 + s.max_tokens * request.params["n"]
-                await requests_bucket.acquire(1)
-                await tokens_bucket.acquire(estimate)
-                entry = await self._send(client, request, failed)
-            if entry is not None:
+                entry = await self._ask(client, request, buckets, reachability)
+            if entry is None:
+                failed[request.key] = "api_error"
+            else:
                 journal.append(entry)
                 self._account(entry)
             bar.update(1)
@@ -212,39 +228,48 @@ class OpenAITeacher:
             async with asyncio.TaskGroup() as group:
                 for request in pending:
                     group.create_task(one(request))
-        except* TeacherError as errors:
+        except* Exception as errors:  # the first error stops the run (the others are the same, or its echo)
             raise errors.exceptions[0] from None
         finally:
             bar.close()
             await client.close()
         return failed
 
-    async def _send(self, client: openai.AsyncOpenAI, request: _Request, failed: dict[str, str]) -> dict | None:
-        """The journal entry for one request, or None after the last retry (reason in `failed`)."""
+    async def _ask(self, client: openai.AsyncOpenAI, request: _Request, buckets: tuple[_RateLimiter, _RateLimiter],
+                   reachability: Reachability) -> dict | None:
+        """The journal entry for one request, or None after the last retry. Every attempt waits for the buckets."""
         s = self.settings
+        requests_bucket, tokens_bucket = buckets
         for attempt in range(s.max_retries + 1):
+            await requests_bucket.acquire(1)
+            await tokens_bucket.acquire(token_estimate(request))
             self.usage.requests += 1
+            asked, connection_failed = None, False
             try:
                 # `post` with a plain body: the typed `create` re-walks the few-shot messages per
                 # request, which costs more CPU than the HTTP exchange itself.
                 response = await client.post("/chat/completions", cast_to=ChatCompletion,
                                              body={"model": s.model, "messages": request.messages, **request.params})
+                reachability.replied()
                 if not response.choices:
                     raise ValueError("reply has no choices")
                 return _entry(request, response)
             except openai.APIStatusError as error:
-                if error.status_code not in _RETRYABLE_STATUS and error.status_code < 500:
-                    raise TeacherError(f"{s.base_url or 'OpenAI API'}: HTTP {error.status_code} for model "
-                                       f"{s.model!r}: {_short(error)}") from None
-                reason, wait = f"http_{error.status_code}", _retry_after(error.response)
-            except (openai.APITimeoutError, openai.APIConnectionError) as error:
-                reason, wait = type(error).__name__, None
+                reachability.replied()
+                if not retryable(error.status_code):
+                    raise TeacherError(f"{s.server}: HTTP {error.status_code} for model {s.model!r}: "
+                                       f"{_short(error)} (check --model, --base_url and the API key)") from None
+                reason, asked = f"http_{error.status_code}", retry_after(error.response.headers)
+            except openai.APIConnectionError as error:  # timeouts too
+                reason, connection_failed = type(error).__name__, True
             except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as error:
-                reason, wait = f"malformed reply ({type(error).__name__})", None
-            if attempt < s.max_retries:
-                backoff = s.backoff_seconds * 2**attempt * (0.5 + random.random())  # noqa: S311 (jitter)
-                await asyncio.sleep(wait if wait is not None else min(backoff, 60.0))
-        failed[request.key] = "api_error"
+                reachability.replied()
+                reason = f"malformed reply ({type(error).__name__})"
+            self.last_error = reason
+            wait = 0.0 if attempt == s.max_retries else asked if asked is not None else backoff(attempt, s.backoff)
+            if connection_failed:
+                wait = reachability.after_connection_failure(reason, wait)
+            await asyncio.sleep(wait)
         tqdm.write(f"gave up on {request.problem_id}/{request.thought} after {s.max_retries + 1} tries: {reason}")
         return None
 
@@ -253,8 +278,16 @@ class OpenAITeacher:
         usage, s = entry["usage"], self.settings
         self.usage.prompt_tokens += usage["prompt_tokens"]
         self.usage.completion_tokens += usage["completion_tokens"]
-        self.usage.cost_usd += price_factor * (usage["prompt_tokens"] * s.price_prompt_per_million
-                                               + usage["completion_tokens"] * s.price_completion_per_million) / 1e6
+        self.usage.cost_usd += price_factor * (usage["prompt_tokens"] * s.price_prompt
+                                               + usage["completion_tokens"] * s.price_completion) / 1e6
+
+
+def _timeout(settings: ApiSettings) -> openai.Timeout:
+    return openai.Timeout(settings.timeout, connect=min(settings.timeout, _CONNECT_SECONDS))
+
+
+def _counts(reasons) -> str:
+    return ", ".join(f"{reason}: {count}" for reason, count in collections.Counter(reasons).most_common())
 
 
 def _entry(request: _Request, response: ChatCompletion) -> dict:
@@ -265,11 +298,17 @@ def _entry(request: _Request, response: ChatCompletion) -> dict:
 
 def _answer(response: ChatCompletion) -> dict:
     return {
-        "choices": [{"text": c.message.content or "", "finish_reason": c.finish_reason}
+        "choices": [{"text": _text(c.message.content), "finish_reason": c.finish_reason}
                     for c in sorted(response.choices, key=lambda c: c.index)],
         "usage": {"prompt_tokens": getattr(response.usage, "prompt_tokens", 0) or 0,
                   "completion_tokens": getattr(response.usage, "completion_tokens", 0) or 0},
     }
+
+
+def _text(content: str | None) -> str:
+    """A reply's text with each lone surrogate (invalid Unicode a JSON reply can carry) as U+FFFD, so it can be
+    journaled and written to shards."""
+    return (content or "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _candidate(request: _Request, sample: int, choice: dict) -> Candidate:
@@ -279,16 +318,6 @@ def _candidate(request: _Request, sample: int, choice: dict) -> Candidate:
     if not text:
         return Candidate(request.problem_id, request.thought, sample, None, "empty")
     return Candidate(request.problem_id, request.thought, sample, text)
-
-
-def _retry_after(response) -> float | None:
-    headers = getattr(response, "headers", None) or {}
-    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
-        try:
-            return min(float(headers[name]) * scale, 300.0)
-        except (KeyError, ValueError, TypeError):
-            continue
-    return None
 
 
 def _short(error: openai.APIStatusError) -> str:

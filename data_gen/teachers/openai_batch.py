@@ -9,13 +9,15 @@ killed run resumes by polling what it had submitted, never submitting it again
 its input file). Faults: an expired batch keeps what it answered and the rest
 is submitted again (at most `max_rounds` times); a cancelled batch keeps what
 it answered and the rest is reported failed; lines the batch answers with an
-error are reported failed (a re-run submits them); a batch that fails
-validation stops the run with one line.
+error are reported failed (a re-run submits them), and so are the requests a
+finished batch gives no readable answer for (a malformed line in its output
+file is named and skipped; the rest of the batch is kept); a batch that fails
+validation stops the run with one line. Every API call is retried as
+data_gen/teachers/retries.py says.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -27,29 +29,25 @@ from openai.types.chat import ChatCompletion
 from tqdm import tqdm
 
 from data_gen.teachers.base import TeacherError
+from data_gen.teachers.retries import Reachability, backoff, retry_after, retryable
+from data_gen.teachers.settings import ApiSettings
 from eotd_jax.journal import Journal
 
 ENDPOINT = "/v1/chat/completions"
 _FINISHED = {"completed", "expired", "cancelled", "failed"}
 _STATE = "batches.jsonl"  # every upload and batch, recorded as soon as it exists
 _NOT_RUN = {"batch_expired", "batch_cancelled"}  # error codes of lines a stopped batch never ran
+_MAX_BYTES = 190_000_000  # per batch file; the API allows 200 MB
+_MAX_ROUNDS = 3  # submissions of what expired batches left unanswered
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchSettings:
-    poll_seconds: float = 30.0
-    max_requests: int = 50_000  # the API's limits per batch: 50,000 requests, 200 MB
-    max_bytes: int = 190_000_000
-    completion_window: str = "24h"
-    max_rounds: int = 3  # submissions of what expired batches left unanswered
-
-
-def run_batches(client: openai.OpenAI, bodies: dict[str, dict], directory: str, settings: BatchSettings,
+def run_batches(client: openai.OpenAI, bodies: dict[str, dict], directory: str, settings: ApiSettings,
                 on_answer: Callable[[str, ChatCompletion], None], progress: bool = True) -> dict[str, str]:
     """Answers `bodies` ({custom_id: chat request body}) through batches; calls `on_answer` for each answer.
 
     Returns {custom_id: reason} for the requests left unanswered ("api_error", "batch_cancelled",
-    "batch_expired"). Requests already in a batch recorded in `directory` are polled, not submitted again.
+    "batch_expired", "batch_no_answer"). Requests already in a batch recorded in `directory` are polled, not
+    submitted again.
     """
     state = Journal(os.path.join(directory, _STATE), key=lambda entry: entry["input"])
     try:
@@ -69,9 +67,10 @@ def unfinished_batches(directory: str) -> int:
 
 
 class _Batches:
-    def __init__(self, client, state: Journal, directory: str, settings: BatchSettings, on_answer, progress: bool):
+    def __init__(self, client, state: Journal, directory: str, settings: ApiSettings, on_answer, progress: bool):
         self.client, self.state, self.directory, self.settings = client, state, directory, settings
         self.on_answer, self.progress = on_answer, progress
+        self.reachability = Reachability(settings.unreachable_seconds, settings.server)
         self.failed: dict[str, str] = {}
 
     def run(self, bodies: dict[str, dict]) -> dict[str, str]:
@@ -81,11 +80,11 @@ class _Batches:
             tqdm.write(f"resuming {len(earlier)} batches submitted earlier ({len(in_flight)} requests)")
         batches = [self._resume(entry) for entry in earlier]
         batches += self._submit({k: v for k, v in bodies.items() if k not in in_flight})
-        for round_number in range(self.settings.max_rounds + 1):
+        for round_number in range(_MAX_ROUNDS + 1):
             expired = self._poll(batches)
             if not expired:
                 break
-            if round_number == self.settings.max_rounds:
+            if round_number == _MAX_ROUNDS:
                 self.failed.update(dict.fromkeys(expired, "batch_expired"))
                 break
             tqdm.write(f"{len(expired)} requests expired unanswered; submitting them again")
@@ -95,13 +94,13 @@ class _Batches:
     def _submit(self, bodies: dict[str, dict]) -> list[dict]:
         """Writes, uploads and creates batches of `bodies`; each recorded as soon as it exists."""
         batches = []
-        for chunk in _chunks(bodies, self.settings.max_requests, self.settings.max_bytes):
+        for chunk in _chunks(bodies, self.settings.batch_max_requests, _MAX_BYTES):
             name = f"input-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.jsonl"
             path = os.path.join(self.directory, name)
             with open(path, "wb") as file:
                 file.write(b"".join(chunk.values()))
             with open(path, "rb") as file:
-                uploaded = _call(lambda file=file: self.client.files.create(file=file, purpose="batch"))
+                uploaded = self._call(lambda file=file: self.client.files.create(file=file, purpose="batch"))
             entry = {"input": name, "file_id": uploaded.id, "custom_ids": list(chunk)}
             self.state.append(entry)
             batches.append(self._create(entry))
@@ -111,12 +110,12 @@ class _Batches:
         """An earlier run's batch; one created just before a kill, so not recorded, is found by its input file."""
         if "batch_id" in entry:
             return entry
-        found = next((b for b in _call(self.client.batches.list) if b.input_file_id == entry["file_id"]), None)
+        found = next((b for b in self._call(self.client.batches.list) if b.input_file_id == entry["file_id"]), None)
         return self._record(entry, found.id) if found else self._create(entry)
 
     def _create(self, entry: dict) -> dict:
-        batch = _call(lambda: self.client.batches.create(
-            input_file_id=entry["file_id"], endpoint=ENDPOINT, completion_window=self.settings.completion_window))
+        batch = self._call(lambda: self.client.batches.create(
+            input_file_id=entry["file_id"], endpoint=ENDPOINT, completion_window=self.settings.batch_window))
         return self._record(entry, batch.id)
 
     def _record(self, entry: dict, batch_id: str) -> dict:
@@ -133,7 +132,7 @@ class _Batches:
             while waiting:
                 in_progress = 0
                 for entry in list(waiting):
-                    batch = _call(lambda entry=entry: self.client.batches.retrieve(entry["batch_id"]))
+                    batch = self._call(lambda entry=entry: self.client.batches.retrieve(entry["batch_id"]))
                     if batch.status in _FINISHED:
                         expired += self._read_back(entry, batch)
                         waiting.remove(entry)
@@ -143,43 +142,87 @@ class _Batches:
                 bar.n = finished + in_progress
                 bar.set_postfix(batches_left=len(waiting))
                 if waiting:
-                    time.sleep(self.settings.poll_seconds)
+                    time.sleep(self.settings.batch_poll_seconds)
         return expired
 
     def _read_back(self, entry: dict, batch) -> list[str]:
-        """Answers into the journal (through `on_answer`), errors into `failed`; the batch is then finished."""
+        """Answers into the journal (through `on_answer`), errors into `failed`; the batch is then finished.
+
+        Returns the requests an expired batch left unanswered, to submit again.
+        """
         if batch.status == "failed":
             reasons = "; ".join(e.message or e.code or "" for e in (batch.errors.data if batch.errors else []) or [])
             self.state.append({**entry, "finished": "failed"})
-            raise TeacherError(f"batch {batch.id} failed validation: {reasons or 'no reason given'}")
+            raise TeacherError(f"batch {batch.id} failed validation: {reasons or 'no reason given'} (fix what it "
+                               "names, then re-run the same command)")
         answered = set()
-        for line in self._lines(batch.output_file_id) + self._lines(batch.error_file_id):
-            custom_id, response = line.get("custom_id"), line.get("response") or {}
-            if (line.get("error") or {}).get("code") in _NOT_RUN:
-                continue  # never ran: expired or cancelled with its batch, handled below
-            try:
-                if response.get("status_code") != 200:
-                    raise ValueError(f"HTTP {response.get('status_code')}")
-                completion = ChatCompletion.model_validate(response["body"])
-                if not completion.choices:
-                    raise ValueError("no choices")
-            except (ValueError, KeyError, TypeError):
-                self.failed[custom_id] = "api_error"
-                continue
-            self.on_answer(custom_id, completion)
-            answered.add(custom_id)
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            for number, line in self._lines(file_id):
+                if line is None or not isinstance(line.get("custom_id"), str):
+                    tqdm.write(f"batch {batch.id}: line {number} of file {file_id} is not a result line; skipped "
+                               "(a re-run asks for its request again)")
+                    continue
+                custom_id = line["custom_id"]
+                try:
+                    if (line.get("error") or {}).get("code") in _NOT_RUN:
+                        continue  # never ran: expired or cancelled with its batch, handled below
+                    response = line.get("response") or {}
+                    if response.get("status_code") != 200:
+                        raise ValueError(f"HTTP {response.get('status_code')}")
+                    completion = ChatCompletion.model_validate(response["body"])
+                    if not completion.choices:
+                        raise ValueError("no choices")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    self.failed[custom_id] = "api_error"
+                    continue
+                self.on_answer(custom_id, completion)
+                answered.add(custom_id)
         unanswered = [c for c in entry["custom_ids"] if c not in answered and c not in self.failed]
         self.state.append({**entry, "finished": batch.status})
-        if batch.status == "cancelled":
-            self.failed.update(dict.fromkeys(unanswered, "batch_cancelled"))
-            return []
-        return unanswered
+        if batch.status == "expired":
+            return unanswered
+        self.failed.update(dict.fromkeys(unanswered, "batch_cancelled" if batch.status == "cancelled"
+                                         else "batch_no_answer"))
+        return []
 
-    def _lines(self, file_id: str | None) -> list[dict]:
+    def _lines(self, file_id: str | None) -> list[tuple[int, dict | None]]:
+        """(line number, the line's JSON object, or None where it holds none) of a batch's result file."""
         if not file_id:
             return []
-        text = _call(lambda: self.client.files.content(file_id)).text
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        text = self._call(lambda: self.client.files.content(file_id)).text
+        return [(number, _json_object(line)) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+    def _call(self, function: Callable):
+        """One API call, retried on connection errors, timeouts, 429 and 5xx; other errors stop the run."""
+        s = self.settings
+        for attempt in range(s.max_retries + 1):
+            asked, connection_failed = None, False
+            try:
+                result = function()
+                self.reachability.replied()
+                return result
+            except openai.APIStatusError as error:
+                self.reachability.replied()
+                if not retryable(error.status_code):
+                    raise TeacherError(f"Batch API: HTTP {error.status_code}: {str(error.message)[:200]} (check "
+                                       "--model, --base_url and the API key)") from None
+                reason, asked = f"HTTP {error.status_code}", retry_after(error.response.headers)
+            except openai.APIConnectionError as error:  # timeouts too
+                reason, connection_failed = type(error).__name__, True
+            wait = 0.0 if attempt == s.max_retries else asked if asked is not None else backoff(attempt, s.backoff)
+            if connection_failed:
+                wait = self.reachability.after_connection_failure(reason, wait)
+            time.sleep(wait)
+        raise TeacherError(f"Batch API: gave up after {s.max_retries + 1} tries: {reason} (re-run the same command "
+                           "to resume: submitted batches are recorded and polled, not submitted again)")
+
+
+def _json_object(line: str) -> dict | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def request_line(custom_id: str, body: dict) -> bytes:
@@ -198,19 +241,3 @@ def _chunks(bodies: dict[str, dict], max_requests: int, max_bytes: int) -> list[
         chunks[-1][custom_id] = line
         size += len(line)
     return chunks
-
-
-def _call(function: Callable, attempts: int = 6, backoff: float = 1.0):
-    """One API call, retried on connection errors, timeouts, 429 and 5xx; other errors stop the run."""
-    for attempt in range(attempts):
-        try:
-            return function()
-        except openai.APIStatusError as error:
-            if error.status_code != 429 and error.status_code < 500:
-                raise TeacherError(f"Batch API: HTTP {error.status_code}: {str(error.message)[:200]}") from None
-            reason = f"HTTP {error.status_code}"
-        except (openai.APITimeoutError, openai.APIConnectionError) as error:
-            reason = type(error).__name__
-        if attempt + 1 < attempts:
-            time.sleep(backoff * 2**attempt)
-    raise TeacherError(f"Batch API: gave up after {attempts} tries: {reason}")

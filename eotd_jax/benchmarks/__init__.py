@@ -56,12 +56,16 @@ def load_from(source: str, name: str, split: str = "test") -> list[Problem]:
 
     a directory in the original layout, local or gs:// (`load`); `hub`: its usual hub copy (`load_from_hub`);
     `hub:<dir>`: a hub-format copy at `<dir>/<name>`, local or gs:// (what `save_to_disk` writes, or a
-    downloaded hub repository).
+    downloaded hub repository). A directory holding such a saved copy at `<dir>/<name>` is read as one
+    (what `python -m eotd_jax.stage_benchmarks --source=hub` stages).
     """
     if source == HUB_SOURCE:
         return load_from_hub(name, split)
     if source.startswith(HUB_SOURCE + ":"):
         return load_from_hub(name, split, path=f"{source[len(HUB_SOURCE) + 1:].rstrip('/')}/{name}")
+    staged = paths.path(source) / name
+    if (staged / "dataset_dict.json").is_file() or (staged / "state.json").is_file():  # stage_benchmarks --source=hub
+        return load_from_hub(name, split, path=str(staged))
     return load(name, source, split)
 
 

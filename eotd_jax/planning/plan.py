@@ -23,10 +23,11 @@ from flax import nnx
 from ml_collections import ConfigDict
 
 from eotd_jax import checkpoints
+from eotd_jax.model import build
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
 from eotd_jax.planning import collectives, slices
-from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step, model_and_params
+from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step
 
 _UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -129,10 +130,16 @@ def train_mesh(config: ConfigDict, slice_: slices.Slice) -> tuple[jax.sharding.M
     return mesh, batch
 
 
+def _model(config: ConfigDict):
+    """(architecture, graph, abstract state) of the config's student; no weights are read."""
+    model_config = build.resolve(config)
+    return (model_config, *build.abstract_model(model_config))
+
+
 def train_facts(config: ConfigDict, slice_: slices.Slice) -> dict:
     """What the step time and FLOPs-per-token figures need: parameters, mesh, tokens per step."""
     mesh, batch = train_mesh(config, slice_)
-    model_config, _, state, _ = model_and_params(config)
+    model_config, _, state = _model(config)
     return {"model": config.init_from_hf or config.model, "params": count_params(nnx.to_pure_dict(state)),
             "dtype": model_config.dtype, "mesh": dict(mesh.shape),
             "row_tokens": config.data.source_length + config.data.target_length}
@@ -141,7 +148,7 @@ def train_facts(config: ConfigDict, slice_: slices.Slice) -> dict:
 def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The trainer's step (`trainer.make_train_step`) for this config, compiled for the slice."""
     mesh, batch = train_mesh(config, slice_)
-    model_config, graphdef, state, _ = model_and_params(config)
+    model_config, graphdef, state = _model(config)
     params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
     step = make_train_step(config, model_config, graphdef, params_shape, param_shardings(state, mesh), mesh)
     state_args = checkpoints.abstract_like(step.state_shapes, step.state_shardings)
@@ -159,7 +166,7 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
 def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The eval's greedy decoding of `eval.batch_size` questions, `eval.max_new_tokens` each, on the slice."""
     mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
-    _, graphdef, state, _ = model_and_params(config)
+    _, graphdef, state = _model(config)
     shardings = param_shardings(state, mesh)
     batch, new_tokens = config.eval.batch_size, config.eval.max_new_tokens
     rows = batch_sharding(mesh)

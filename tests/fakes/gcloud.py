@@ -1,8 +1,9 @@
 """A fake `gcloud` for the launch tests: a TPU VM slice whose workers are local directories $FAKE_CLOUD/worker-<i>.
 
-`compute tpus tpu-vm ssh --worker=all --command=C` runs `bash -c C` on every worker at once (HOME = its directory,
-GCE_METADATA_IP = its metadata server from $FAKE_METADATA); `scp` copies into every worker; `storage cp` maps
-gs://B/P to $FAKE_CLOUD/gcs/B/P; create/describe/delete only record the call in $FAKE_CLOUD/calls.jsonl.
+`compute tpus tpu-vm ssh --worker=all|N --command=C` runs `bash -c C` on every worker at once, or on worker N
+(HOME = its directory, GCE_METADATA_IP = its metadata server from $FAKE_METADATA); `scp` copies into every
+worker; `storage cp` maps gs://B/P to $FAKE_CLOUD/gcs/B/P; create/describe/delete only record the
+call in $FAKE_CLOUD/calls.jsonl.
 """
 
 import glob
@@ -27,12 +28,14 @@ def local(path: str) -> str:
 
 
 if args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "ssh":
-    if options.get("--worker") != "all":
-        sys.exit("fake gcloud: ssh without --worker=all")
+    worker = options.get("--worker")
+    if worker != "all" and not (worker or "").isdigit():
+        sys.exit("fake gcloud: ssh without --worker=all or --worker=N")
     metadata = os.environ["FAKE_METADATA"].split(",")
-    sys.exit(max(run_all([{"args": ["bash", "-c", options["--command"]], "cwd": home,
-                           "env": {**os.environ, "HOME": home, "GCE_METADATA_IP": metadata[i]}}
-                          for i, home in enumerate(workers)])))
+    chosen = range(len(workers)) if worker == "all" else [int(worker)]
+    sys.exit(max(run_all([{"args": ["bash", "-c", options["--command"]], "cwd": workers[i],
+                           "env": {**os.environ, "HOME": workers[i], "GCE_METADATA_IP": metadata[i]}}
+                          for i in chosen])))
 elif args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "scp":
     source, destination = positional[4:6]
     for home in workers:

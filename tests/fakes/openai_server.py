@@ -2,23 +2,29 @@
 
 For tests and benchmarks of the API teacher with no network: it answers from a
 table {question: {thought: rationale}}, can add latency, and can inject faults
-per question on successive attempts ("429", "500", "timeout", "malformed",
-"length", "empty"). It counts the requests it receives.
+per question on successive attempts: "429" (Retry-After in seconds),
+"429_date" (Retry-After as an HTTP date, enforced: a request for that question
+and thought before the date is refused again and counted in `early`), "500",
+"timeout", "malformed" (a torn JSON body), "length", "empty", "short" (one
+choice, whatever `n` asked for) and "surrogate" (a lone UTF-16 surrogate in the
+content). It counts the requests it receives and notes when each arrived.
 
 The Batch API (`/files`, `/files/{id}/content`, `/batches`, `/batches/{id}`)
 answers a batch's lines the same way, `batch_step` lines per poll of the batch,
 and counts every line submitted per `custom_id`. Faults per batch, in the order
 batches are created (`batch_faults`): "expired" and "cancelled" stop a batch
 halfway (the finished half is in its output file), "failed" rejects it, "stall"
-holds it halfway while `stalled` is set; a question whose plan holds
-"batch_error" gets an error line instead of an answer (a partially failed batch).
+holds it halfway while `stalled` is set, "malformed_line" completes it with
+its first output line torn; a question whose plan holds "batch_error" gets an
+error line instead of an answer (a partially failed batch).
 
-    python -m data_gen.teachers.fake_server --answers=answers.json --latency=0.05
+    PYTHONPATH=. python tests/fakes/openai_server.py --answers=answers.json --latency=0.05
 """
 
 from __future__ import annotations
 
 import collections
+import email.utils
 import hashlib
 import http.server
 import json
@@ -34,6 +40,11 @@ from data_gen.prompts import PROMPT_STYLES, load_prompt
 from eotd_jax.thoughts import THOUGHTS
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a burst of connections must not overflow the listen backlog (5 by default)
+
+
 class FakeChatServer:
     def __init__(self, answers: dict[str, dict[str, str]], latency: float = 0.0,
                  faults: dict[str, list[str]] | None = None, api_key: str = "test-key", port: int = 0):
@@ -41,9 +52,11 @@ class FakeChatServer:
         self.systems = {load_prompt(t, style).system: t for t in THOUGHTS for style in PROMPT_STYLES}
         self.received: collections.Counter = collections.Counter()  # body hash -> count
         self.lock = threading.Lock()
-        self.attempts: collections.Counter = collections.Counter()  # question -> attempts so far
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
+        self.attempts: collections.Counter = collections.Counter()  # (question, thought) -> attempts so far
+        self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), question, thought) of each request
+        self.not_before: dict[tuple[str, str], float] = {}  # (question, thought) -> the Retry-After date given
+        self.early = 0  # requests that came before the Retry-After date they were given
+        self.httpd = _Server(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         # The Batch API.
@@ -71,14 +84,23 @@ class FakeChatServer:
         question, thought = self._question_and_thought(body)
         with self.lock:
             self.received[hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()] += 1
+            self.arrivals.append((time.monotonic(), question, thought))
             attempt = self.attempts[question, thought]
             self.attempts[question, thought] += 1
+            not_before = self.not_before.get((question, thought), 0.0)
+            if time.time() < not_before:
+                self.early += 1
         plan = self.faults.get(question, [])
         fault = plan[attempt] if attempt < len(plan) else "ok"
         if self.latency:
             time.sleep(self.latency)
+        slow_down = json.dumps({"error": {"message": "slow down"}}).encode()
+        if fault == "429_date" or time.time() < not_before:
+            if fault == "429_date":  # an HTTP date has whole seconds: at least one second from now
+                self.not_before[question, thought] = not_before = float(int(time.time()) + 2)
+            return 429, {"Retry-After": email.utils.formatdate(not_before, usegmt=True)}, slow_down
         if fault == "429":
-            return 429, {"Retry-After": "0.05"}, json.dumps({"error": {"message": "slow down"}}).encode()
+            return 429, {"Retry-After": "0.05"}, slow_down
         if fault == "500":
             return 500, {}, json.dumps({"error": {"message": "boom"}}).encode()
         if fault == "timeout":
@@ -95,7 +117,9 @@ class FakeChatServer:
         """The chat.completion answering `body` from the table."""
         question, thought = self._question_and_thought(body)
         text = "" if fault == "empty" else self.answers.get(question, {}).get(thought, "")
-        n = body.get("n", 1)
+        if fault == "surrogate":
+            text = "\ud800" + text  # json.dumps writes it as the escape `\ud800`, as a careless server would
+        n = 1 if fault == "short" else body.get("n", 1)
         choices = [{"index": i, "message": {"role": "assistant", "content": text},
                     "finish_reason": "length" if fault == "length" else "stop"} for i in range(n)]
         return {"id": "fake", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices,
@@ -193,7 +217,10 @@ class FakeChatServer:
         for field, records in (("output_file_id", output), ("error_file_id", errors)):
             if records:
                 file_id = f"file-{len(self.files)}"
-                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in records).encode()
+                lines = [json.dumps(r) for r in records]
+                if field == "output_file_id" and batch["fault"] == "malformed_line":
+                    lines[0] = lines[0][: len(lines[0]) // 2]
+                self.files[file_id] = "".join(line + "\n" for line in lines).encode()
                 batch[field] = file_id
 
     def route(self, method: str, path: str, content_type: str, data: bytes) -> tuple[int, dict, bytes]:

@@ -2,29 +2,27 @@
 
     python -m data_gen.build --dataset=synthetic --synthetic_count=4000 --out=workdir/quickstart/data
     python -m eotd_jax.train_tokenizer --data=workdir/quickstart/data --out=workdir/quickstart/tokenizer
-    python -m eotd_jax.train --config=configs/quickstart.py --workdir=workdir/quickstart/train
+    python -m eotd_jax.train --config=quickstart --workdir=workdir/quickstart/train
 
-`configs/quickstart.py:<method>` trains one of the paper's students: cotd, potd,
+`quickstart:<method>` trains one of the paper's students: cotd, potd,
 eotd or etd (the default: CoT, PoT and EoT together), as `launch/mini_grid.sh`
-does. Only the overrides of `configs/default.py` are here; every field is
+does. Only the overrides of `default` are here; every field is
 explained there. Checkpoints are ranked on the validation split, never on test.
 """
 
 from ml_collections import ConfigDict
 
-from configs import default
-
-THOUGHTS = {"cotd": "cot", "potd": "pot", "eotd": "eot", "etd": "cot,pot,eot"}
+from eotd_jax.configs import default
 
 
 def get_config(method: str = "etd") -> ConfigDict:
-    if method not in THOUGHTS:
-        raise ValueError(f"configs/quickstart.py:<method> with method in {tuple(THOUGHTS)}, not {method!r}")
+    if method not in default.METHODS:
+        raise ValueError(f"quickstart:<method> with method in {tuple(default.METHODS)}, not {method!r}")
     config = default.get_config()
     config.tokenizer = "workdir/quickstart/tokenizer"  # python -m eotd_jax.train_tokenizer writes it
     # The BPE's 2,048 ids; 3 unrolled layers compile in seconds and step ~10% faster on a CPU than scanned ones.
     config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048, "scan_layers": False})
-    config.data.thoughts = THOUGHTS[method]
+    config.data.thoughts = default.METHODS[method]
     # BPE sources average 50 tokens, targets 28 (CoT up to ~66): rows of 128 / 80 hold two examples.
     config.data.source_length = 128
     config.data.target_length = 80

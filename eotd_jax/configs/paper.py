@@ -1,6 +1,6 @@
 """The paper-reproduction grid: {codet5-small, -base, -large, flan-t5-*} x {cotd, potd, eotd, etd}.
 
-    python -m eotd_jax.train --config=configs/paper.py:codet5-large,etd --workdir=... \\
+    python -m eotd_jax.train --config=paper:codet5-large,etd --workdir=... \\
         --config.init_from_hf=/models/codet5p-770m-py --config.data.dir=/data/gsm8k_gpt35
 
 `init_from_hf` must point at the pretrained student (a local Hugging Face
@@ -15,16 +15,15 @@ config.json (the trainer writes it).
 
 from ml_collections import ConfigDict
 
-from configs import default
+from eotd_jax.configs import default
 
-THOUGHTS = {"cotd": "cot", "potd": "pot", "eotd": "eot", "etd": "cot,pot,eot"}
 MODELS = ("codet5-small", "codet5-base", "codet5-large", "flan-t5-small", "flan-t5-base", "flan-t5-large")
 
 
 def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     model, _, method = arguments.partition(",")
-    if model not in MODELS or method not in THOUGHTS:
-        raise ValueError(f"configs/paper.py:<model>,<method> with model in {MODELS} and method in {tuple(THOUGHTS)}")
+    if model not in MODELS or method not in default.METHODS:
+        raise ValueError(f"paper:<model>,<method> with model in {MODELS} and method in {tuple(default.METHODS)}")
     config = default.get_config()
     config.model = model
     config.model_overrides = ConfigDict({"dropout_rate": 0.1, "dtype": "bfloat16", "remat": False, "scan_layers": True})
@@ -32,7 +31,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.require_init_from_hf = True  # a CodeT5-shaped model from random weights on bytes is not the paper's run
     config.require_accelerator = True
     config.data.dir = "data/gsm8k_teacher"
-    config.data.thoughts = THOUGHTS[method]
+    config.data.thoughts = default.METHODS[method]
     # Packed rows of 512 / 320 tokens hold about 7 GSM8K examples with 9.2% padding (bench/packing_padding.py
     # with a 32k byte-level BPE, docs/benchmarks.md); 256 / 256 rows would be 22.6% padding.
     config.data.source_length = 512
@@ -58,7 +57,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     # do not report.
     config.eval.every_steps = 500
     config.eval.datasets = "svamp"
-    config.eval.data_dir = "hub"  # every host reads it through `datasets`; or gs://... (a copy of the benchmark files)
+    config.eval.data_dir = ""  # required: where `python -m eotd_jax.stage_benchmarks` put them (workers are offline)
     config.eval.limit = 300
     config.eval.max_new_tokens = 256
     config.eval.batch_size = 64

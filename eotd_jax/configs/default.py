@@ -1,8 +1,8 @@
 """Every training field, its default and its meaning, in one table; other configs override it.
 
-    python -m eotd_jax.train --config=configs/default.py --workdir=DIR --config.data.dir=SHARDS
+    python -m eotd_jax.train --config=default --workdir=DIR --config.data.dir=SHARDS
 
-`configs/quickstart.py` and `configs/paper.py` start from `get_config()` and
+`quickstart` and `paper` start from `get_config()` and
 change only what they need. `describe()` is the field reference that
 `python -m eotd_jax.train --help` prints.
 """
@@ -12,6 +12,9 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from eotd_jax.input.student_input import SELECTORS, TEMPLATE
+
+# The paper's students by the thoughts they learn (`data.thoughts`): `quickstart:<method>`, `paper:<model>,<method>`.
+METHODS = {"cotd": "cot", "potd": "pot", "eotd": "eot", "etd": "cot,pot,eot"}
 
 # (dotted name, default, meaning). Add a field here, once; read it in the code that needs it.
 FIELDS: tuple[tuple[str, object, str], ...] = (
@@ -25,7 +28,8 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("require_init_from_hf", False, "refuse an empty init_from_hf (a config that fine-tunes a pretrained student; "
                                     "'none' still trains from random weights on purpose)"),
     ("require_accelerator", False, "refuse to start when JAX finds only the CPU (an accelerator-scale config)"),
-    ("tokenizer", "byte", "'byte', or a local HF tokenizer directory; empty: the tokenizer of init_from_hf"),
+    ("tokenizer", "byte", "'byte', or an HF tokenizer directory; empty: the tokenizer of init_from_hf (both read "
+                          "once: the run keeps a copy in <workdir>/tokenizer)"),
     ("input.template", TEMPLATE, "the student's input text: {question} and {selector} are filled in "
                                  "(eotd_jax/input/student_input.py)"),
     ("input.selectors", SELECTORS, "per thought (cot, pot, eot), the text telling the student which thought to "
@@ -67,7 +71,8 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
                               "of checkpoint.every_steps when checkpoint.keep_best > 0"),
     ("eval.datasets", "synthetic", "comma list of name[/split] (default split: test): synthetic, "
                                    "synthetic/validation, synthetic/test_unseen, gsm8k, asdiv, svamp, multiarith"),
-    ("eval.data_dir", "../shared/datasets", "where the benchmark files are"),
+    ("eval.data_dir", "../shared/datasets", "where the benchmarks are: a directory (local or gs://) as "
+                                            "`python -m eotd_jax.stage_benchmarks` leaves it"),
     ("eval.limit", 50, "the first N problems of each eval dataset"),
     ("eval.thoughts", "", "thoughts to decode; empty: the thoughts the student is trained on"),
     ("eval.max_new_tokens", 96, "decoding length limit"),
