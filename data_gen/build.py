@@ -58,6 +58,7 @@ flags.DEFINE_integer("num_shards", 4, "number of output shards")
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
 flags.DEFINE_integer("seed", 0, "seed of the synthetic source and of the shard shuffle")
 flags.DEFINE_integer("workers", None, "sandbox processes verifying PoT / EoT (default: CPU count)")
+flags.DEFINE_float("pot_cpu_seconds", 2.0, "CPU seconds one PoT program may use (a brute-force search may need more)")
 flags.DEFINE_string("journal", None, "API response journal (default: <out>/journal.jsonl)")
 flags.DEFINE_bool("progress", True, "show progress bars")
 # The API teacher.
@@ -120,6 +121,8 @@ def check_flags() -> None:
     for name in ("samples", "n_per_request", "concurrency", "num_shards", "batch_max_requests"):
         if getattr(FLAGS, name) < 1:
             raise ValueError(f"--{name} must be at least 1")
+    if not FLAGS.pot_cpu_seconds > 0:
+        raise ValueError("--pot_cpu_seconds must be positive")
 
 
 def main(argv):
@@ -131,7 +134,7 @@ def main(argv):
         problems = problems_to_teach()
         teacher = make_teacher()
         candidates = teacher.generate(problems, thoughts, FLAGS.samples)
-        with SandboxPool(num_workers=FLAGS.workers) as pool:
+        with SandboxPool(num_workers=FLAGS.workers, pot_cpu_seconds=FLAGS.pot_cpu_seconds) as pool:
             examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought)
         shards = write_shards(examples, FLAGS.out, FLAGS.name, FLAGS.num_shards, FLAGS.seed, FLAGS.format)
     except (OSError, ValueError, DatasetFormatError, TeacherError) as error:
@@ -160,7 +163,7 @@ def main(argv):
 
 _SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "max_per_thought", "num_shards",
              "seed", "model", "base_url", "temperature", "top_p", "max_tokens", "n_per_request", "concurrency", "rpm",
-             "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api")
+             "tpm", "max_retries", "timeout", "price_prompt", "price_completion", "batch_api", "pot_cpu_seconds")
 
 if __name__ == "__main__":
     app.run(main)
