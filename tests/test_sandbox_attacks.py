@@ -187,6 +187,8 @@ SCREENED = {
     "__getattribute__": "import statistics\nans = statistics.mean.__getattribute__('__globals__')",
     "object.__getattribute__": "ans = object.__getattribute__(1, '__class__')",
     "__match_args__": "class P:\n    __match_args__ = ('__globals__',)\nmatch len:\n    case P(g):\n        ans = 1\n",
+    "operator.attrgetter": "from operator import attrgetter\nans = attrgetter('__class__')(1)",
+    "operator.methodcaller": "import operator\nans = operator.methodcaller('__reduce_ex__', 2)(1)",
     "sympy beyond its offer": "from sympy import lambdify\nans = 1",
     "sympy attribute beyond its offer": "import sympy\nans = sympy.lambdify",
 }
