@@ -32,6 +32,7 @@ _ITEMS = flags.DEFINE_integer("items", 2000, "items per kind through the pool")
 _FRESH_ITEMS = flags.DEFINE_integer("fresh_items", 40, "items per kind with a fresh interpreter each (slow)")
 _WORKERS = flags.DEFINE_integer("workers", os.cpu_count(), "tasks in parallel, both sides")
 _ROOT = str(Path(__file__).resolve().parents[1])
+_FLAVOURS = {"pot": "plain", "eot": "sympy"}  # the zygotes that serve the benchmark's inputs
 
 
 def make_program(rng: random.Random) -> str:
@@ -59,11 +60,11 @@ from eotd_jax.thoughts.confine import Confinement, Limits
 dirs = tuple(sorted({{p for p in sys.path if p and os.path.isdir(p)}}))
 confinement = Confinement(Limits(1 << 30, 1 << 20, 2.0), dirs, tempfile.mkdtemp())
 confinement.prepare()
-task = worker.TASKS[{kind!r}][0](65536)
+tasks = worker.make_tasks({flavour!r}, 65536)
 pid = os.fork()  # confinement applies to a child of the process that prepared it
 if pid == 0:
     confinement.apply()
-    reply = worker._run_task(task, {{"source": {source!r}, "cpu_seconds": 2.0}}, [])
+    reply = worker._run_task(tasks, {{"kind": {kind!r}, "source": {source!r}, "cpu_seconds": 2.0}}, [])
     os._exit("value" not in reply)
 sys.exit(os.waitpid(pid, 0)[1])
 """
@@ -71,7 +72,7 @@ sys.exit(os.waitpid(pid, 0)[1])
 
 def fresh_interpreter(kind: str, source: str) -> None:
     """The same task and confinement in a fresh interpreter of its own."""
-    code = _ONE_SHOT.format(root=_ROOT, kind=kind, source=source)
+    code = _ONE_SHOT.format(root=_ROOT, flavour=_FLAVOURS[kind], kind=kind, source=source)
     subprocess.run([sys.executable, "-I", "-c", code], check=True)
 
 
@@ -98,7 +99,7 @@ def own_cpu_seconds() -> float:
 
 def pool_rate(pool: SandboxPool, kind: str, items: list[str]) -> tuple[float, float]:
     """Items/s and CPU ms per item (parent, zygotes and their children together)."""
-    zygotes = [zygote.process.pid for zygote in pool._all if zygote.kind == kind]
+    zygotes = [zygote.process.pid for zygote in pool._all if zygote.flavour == _FLAVOURS[kind]]
     cpu_before = own_cpu_seconds() + process_cpu_seconds(zygotes)
     start = time.perf_counter()
     outcomes = pool.map(kind, items)

@@ -65,6 +65,8 @@ flags.DEFINE_integer("num_shards", 4, "number of output shards", lower_bound=1)
 flags.DEFINE_enum("format", "tfrecord", ["tfrecord", "jsonl"], "tfrecord (with TFDS metadata) or jsonl to inspect")
 flags.DEFINE_integer("seed", 0, "seed of the synthetic source and of the shard shuffle")
 flags.DEFINE_integer("workers", None, "sandbox processes verifying PoT / EoT (default: CPU count)", lower_bound=1)
+flags.DEFINE_float("pot_cpu_seconds", 2.0, "CPU seconds one PoT program may use (a brute-force search may need more)",
+                   lower_bound=0.01)
 flags.DEFINE_string("journal", None, "API response journal (default: <out>/journal.jsonl)")
 flags.DEFINE_bool("progress", True, "show progress bars")
 ApiSettings.define_flags()  # the API teacher's: --model, --base_url, --rpm, --batch_api, ...
@@ -120,7 +122,7 @@ def build() -> None:
     problems = problems_to_teach()
     teacher = make_teacher(settings)
     candidates = teacher.generate(problems, thoughts, FLAGS.samples)
-    with SandboxPool(num_workers=FLAGS.workers) as pool:
+    with SandboxPool(num_workers=FLAGS.workers, pot_cpu_seconds=FLAGS.pot_cpu_seconds) as pool:
         examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought)
     print(yield_report(counts))
     if not examples:
@@ -162,7 +164,7 @@ def main(argv):
 
 
 _SETTINGS = ("teacher", "dataset", "split", "samples", "limit", "synthetic_count", "synthetic_families",
-             "max_per_thought", "num_shards", "seed")
+             "max_per_thought", "num_shards", "seed", "pot_cpu_seconds")
 
 if __name__ == "__main__":
     app.run(main, flags_parser=parse_flags)

@@ -34,6 +34,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "JSON lines of {id, thought, verdi
                               "message}, one per input line")
 _WORKERS = flags.DEFINE_integer("workers", None, "sandbox processes (default: CPU count)")
 _CPU_SECONDS = flags.DEFINE_float("cpu_seconds", 2.0, "CPU seconds one program or system may use")
+_POT_CPU_SECONDS = flags.DEFINE_float("pot_cpu_seconds", None, "CPU seconds one PoT program may use "
+                                      "(default: --cpu_seconds; a brute-force search may need more)")
 
 
 def read_rationales(lines, where: str) -> list[dict]:
@@ -105,7 +107,10 @@ def main(argv):
             records = read_rationales(sample.read_text(encoding="utf-8").splitlines(), "embedded sample")
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
-    with SandboxPool(num_workers=_WORKERS.value, cpu_seconds=_CPU_SECONDS.value) as pool:
+    if not _CPU_SECONDS.value > 0 or not (_POT_CPU_SECONDS.value is None or _POT_CPU_SECONDS.value > 0):
+        sys.exit("error: --cpu_seconds and --pot_cpu_seconds must be positive (CPU seconds per task)")
+    with SandboxPool(num_workers=_WORKERS.value, cpu_seconds=_CPU_SECONDS.value,
+                     pot_cpu_seconds=_POT_CPU_SECONDS.value) as pool:
         checked = check(records, pool)
     lines = [verdict_line(record, result) for record, result in zip(records, checked, strict=True)]
     if _OUTPUT.value:

@@ -310,13 +310,14 @@ WRONG = [
     ("eot", "% 0/0 is not an answer:\ny = 1\nans = (y - 1) / (y - 1)", 1, "error"),
     # A scaffold import that IS used stays forbidden: the sandbox is never loosened for it.
     ("pot", "import numpy as np\nans = int(np.array([8, 8]).sum())", 16, "forbidden"),
-    ("pot", "from sympy import symbols, solve\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 3, "forbidden"),
+    # sympy runs in the sandbox (pot.SYMPY_NAMES): a sympy program with a wrong gold is rejected by its answer.
+    ("pot", "from sympy import symbols, solve\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 4, "wrong_answer"),
     # A plain fence after the program showing a made-up output is not code: the program's own value counts.
     ("pot", "```python\nprice = 5\nprint(price * 3)\n```\nOutput:\n```\n18\n```", 18, "wrong_answer"),
     # A bare `Answer = 18` literal is not the program's result.
     ("pot", "eggs = 16 - 3 - 4\nmoney = eggs * 3\nAnswer = 18", 18, "no_ans"),
     ("pot", "```python\nimport os\nprint(os.getcwd())\n```", 0, "forbidden"),
-    ("pot", "from sympy import *\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 3, "forbidden"),
+    ("pot", "from sympy import *\nx = symbols('x')\nans = solve(9 * x - 27, x)[0]", 4, "wrong_answer"),
     ("pot", "from os import *\nans = len(getcwd()) * 0 + 3", 3, "forbidden"),
     # Prose without a program, and a program that answers nothing.
     ("pot", "The answer is 72.", 72, "syntax"),

@@ -1,4 +1,4 @@
-"""Issue 13's findings and more, tried as an attacker would: each fails closed with its reason,
+"""Known escapes and their relatives, tried as an attacker would: each fails closed with its reason,
 within seconds; the pool then serves the next task correctly; nothing is written outside
 scratch; the API key stays unread; the parent lives.
 
@@ -6,7 +6,7 @@ Two attackers:
 - `pool`: a screened program (what a teacher or student can submit);
 - `escaped`: a program that already beat the static screen and the restricted builtins
   (real `open`, `__import__`, `os`, `ctypes`...), with the child's audit hook on or off.
-  It models the `match`-class escape and audit-policy replacement of the issue: only the
+  It models the `match`-class escape and audit-policy replacement: only the
   kernel layers and the parent's checks stand. It is the real pool, started with a
   bootstrap that swaps `pot.run_program` for a bare `exec` in each zygote.
 
@@ -15,19 +15,24 @@ When run as root, `test_the_attacks_hold_as_an_ordinary_user` runs this module a
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
+import operator
 import os
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
-from eotd_jax.thoughts import sandbox
+from eotd_jax.thoughts import pot, sandbox
 from eotd_jax.thoughts.outcome import Failure
 from eotd_jax.thoughts.sandbox import SandboxPool
 
@@ -37,14 +42,15 @@ ESCAPED_BOOTSTRAP = (
     "import sys; sys.path.insert(0, {root!r})\n"
     "from eotd_jax.thoughts import pot, worker\n"
     "from eotd_jax.thoughts.outcome import Failure\n"
-    "def run_program(source, print_function):\n"
+    "def run_compiled(code, print_function, modules):\n"
     "    namespace = {{'__name__': '__main__'}}\n"
     "    try:\n"
-    "        exec(compile(source, '<attack>', 'exec'), namespace)\n"
+    "        exec(code, namespace)\n"
     "    except Exception as error:\n"
     "        raise pot.ProgramFailure(Failure.ERROR, f'{{type(error).__name__}}: {{error}}') from None\n"
-    "    return pot.answer_text(namespace['ans'])\n"
-    "pot.run_program = run_program\n"
+    "    return pot.answer_value(namespace['ans'])\n"
+    "pot.compile_program = lambda source: compile(source, '<attack>', 'exec')\n"
+    "pot.run_compiled = run_compiled\n"
     "if HOOK_OFF: worker._audit_hook = lambda *_: (lambda event, args: None)\n"
     "worker.main{args!r}"
 )
@@ -134,7 +140,7 @@ def run_attack(pool: SandboxPool, source: str, expected: set[Failure], budget: f
     return outcome
 
 
-# --- the screen: issue 13's escape and its relatives are refused before anything runs -------------
+# --- the screen: known escapes and their relatives are refused before anything runs ----------------
 
 SCREENED = {
     "match class __globals__": (
@@ -159,6 +165,32 @@ SCREENED = {
     "os.fork": "import os\nos.fork()\nans = 1",
     "threads": "import threading\nans = 1",
     "private import": "from fractions import _gcd\nans = 1",
+    # attributes named in strings, as a class: functions that take attribute names, uncalled or
+    # indirect `.format`, `__getattribute__`, `__match_args__`
+    "update_wrapper names __globals__": (
+        "import functools, statistics\ndef w():\n    pass\n"
+        "functools.update_wrapper(w, statistics.mean, assigned=(), updated=('__globals__',))\nans = len(sys.modules)"
+    ),
+    "wraps names __globals__": (
+        "import functools, statistics\n@functools.wraps(statistics.mean, assigned=(), updated=('__globals__',))\n"
+        "def w():\n    pass\nans = 1"
+    ),
+    "update_wrapper imported": "from functools import update_wrapper\nans = 1",
+    "wraps imported": "from functools import wraps as w\nans = 1",
+    "update_wrapper in a partial": (
+        "import functools\np = functools.partial(functools.update_wrapper, updated=('__globals__',))\nans = 1"
+    ),
+    "format bound, called later": "f = '{0.__class__.__base__}'.format\nans = len(f(1))",
+    "format mapped": "ans = len(list(map('{0.__class__}'.format, [1])))",
+    "str.format": "ans = len(str.format('{0.__class__}', 1))",
+    "format of a format": "ans = len('{0}'.format.__call__('x'))",
+    "__getattribute__": "import statistics\nans = statistics.mean.__getattribute__('__globals__')",
+    "object.__getattribute__": "ans = object.__getattribute__(1, '__class__')",
+    "__match_args__": "class P:\n    __match_args__ = ('__globals__',)\nmatch len:\n    case P(g):\n        ans = 1\n",
+    "operator.attrgetter": "from operator import attrgetter\nans = attrgetter('__class__')(1)",
+    "operator.methodcaller": "import operator\nans = operator.methodcaller('__reduce_ex__', 2)(1)",
+    "sympy beyond its offer": "from sympy import lambdify\nans = 1",
+    "sympy attribute beyond its offer": "import sympy\nans = sympy.lambdify",
 }
 
 
@@ -166,6 +198,73 @@ SCREENED = {
 def test_the_screen_refuses(pool, name):
     outcome = run_attack(pool, SCREENED[name], {Failure.FORBIDDEN})
     assert "not allowed" in outcome.message
+
+
+# Strings compiled while a program runs pass the same screen as the program (the audit hook checks them).
+COMPILED_AT_RUN_TIME = {
+    "singledispatch annotation": (
+        "import functools\n@functools.singledispatch\ndef g(x):\n    return 0\n"
+        "def h(x: 'int if ().__class__.__base__.__subclasses__() else int'):\n    return 1\ng.register(h)\nans = 1"
+    ),
+    "singledispatch annotation, caught": (
+        "import functools\n@functools.singledispatch\ndef g(x):\n    return 0\n"
+        "def h(x: '__import__(\"os\").getpid() and int'):\n    return 1\n"
+        "try:\n    g.register(h)\nexcept BaseException:\n    pass\nans = 1"
+    ),
+    "sympify of a dunder walk": "import sympy\nans = sympy.sympify('().__class__.__base__')",
+    "sympy given a string": "from sympy import solve\nans = solve('__import__(\"os\").getpid()')",
+}
+
+
+@pytest.mark.parametrize("name", COMPILED_AT_RUN_TIME)
+def test_strings_compiled_at_run_time_pass_the_screen(pool, name):
+    outcome = run_attack(pool, COMPILED_AT_RUN_TIME[name], {Failure.FORBIDDEN})
+    assert "'compile' is not allowed" in outcome.message
+
+
+def test_a_star_import_binds_no_withheld_name(pool):
+    outcome = pool.run_program("from functools import *\nans = update_wrapper")
+    assert outcome.failure is Failure.ERROR and "NameError" in outcome.message, outcome
+    assert pool.run_program("from functools import *\nans = reduce(lambda a, b: a + b, [1, 2])").value == 3
+
+
+def test_no_offered_function_reaches_attributes_named_by_its_arguments():
+    """The class guard: every pure-Python function and method a program can reach through the module
+    proxies is scanned for attribute access by a computed name and for strings turned into code; each one
+    found is withheld or reviewed (`pot.WITHHELD` says which and why)."""
+    reviewed = {"functools.total_ordering", "functools.lru_cache", "functools.singledispatchmethod",
+                "functools.singledispatch", "collections.namedtuple", "statistics.namedtuple", "functools.namedtuple"}
+    dynamic = {"getattr", "setattr", "delattr", "hasattr"}
+    by_name = {"attrgetter", "methodcaller", "eval", "exec", "compile", "get_type_hints", "__import__",
+               *(name for names in pot.WITHHELD.values() for name in names)}
+
+    def reaches_by_name(function) -> bool:
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError):
+            return False  # C code: reviewed with its module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in by_name:
+                return True
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in dynamic:
+                if len(node.args) < 2 or not isinstance(node.args[1], ast.Constant):
+                    return True
+        return False
+
+    found = set()
+    for module_name, proxy in pot.MODULES.items():
+        assert not set(vars(proxy)) & pot.WITHHELD.get(module_name, set())
+        for name, value in vars(proxy).items():
+            members = [(name, value)]
+            if isinstance(value, type):
+                members += [(f"{name}.{k}", v) for k, v in vars(value).items()]
+            for member, function in members:
+                function = getattr(function, "__func__", getattr(function, "fget", function))
+                if inspect.isfunction(function) and reaches_by_name(function):
+                    found.add(f"{module_name}.{member.split('.')[0]}")
+            assert value not in (getattr, setattr, delattr, eval, exec, compile, open, vars, globals, type, object)
+            assert type(value) not in (operator.attrgetter, operator.methodcaller)
+    assert found == reviewed
 
 
 def test_the_screen_still_accepts_correct_programs(pool):
@@ -176,6 +275,13 @@ def test_the_screen_still_accepts_correct_programs(pool):
         "ans = int('{0}{1}'.format(4, 2))": 42,
         "match (1, 2):\n    case (a, b):\n        ans = a + b": 3,
         "from fractions import Fraction\nmatch Fraction(3, 4):\n    case Fraction(numerator=n):\n        ans = n": 3,
+        "import functools\n@functools.singledispatch\ndef g(x):\n    return 0\n"
+        "def h(x: 'int'):\n    return 1\ng.register(h)\nans = g(5) + 1": 2,
+        "from sympy import sympify\nans = sympify('2 + 3') * 2": 10,
+        "import functools\n@functools.total_ordering\nclass V:\n    def __init__(self, n):\n        self.n = n\n"
+        "    def __eq__(self, o):\n        return self.n == o.n\n"
+        "    def __lt__(self, o):\n        return self.n < o.n\n"
+        "ans = int(V(3) >= V(2))": 1,
     }
     for source, expected in programs.items():
         outcome = pool.run_program(source)
@@ -369,6 +475,76 @@ def test_reads_outside_the_interpreter_fail(escaped, name, source):
     assert SECRET not in outcome.message
 
 
+# The hook reads no program object: a path, mode or name of another type than exactly str/bytes/int is
+# refused before any of its code could run inside the hook. Each attack, if its code ran there, would
+# reach the hook's closure cells and switch the open check off (`flip`); then /etc/passwd is opened.
+FLIP = (
+    "import os, sys\nran = []\n"
+    "def inside_the_hook(frame):\n"
+    "    while frame is not None and not {'event', 'args'} <= set(frame.f_locals):\n"
+    "        frame = frame.f_back\n"
+    "    return frame is not None\n"
+    "def flip():\n"
+    "    frame = sys._getframe(1)\n"
+    "    if inside_the_hook(frame):\n"
+    "        ran.append(1)\n"
+    "    while frame is not None:\n"
+    "        for value in list(frame.f_locals.values()):\n"
+    "            for cell in getattr(value, '__closure__', None) or ():\n"
+    "                try:\n"
+    "                    contents = cell.cell_contents\n"
+    "                except ValueError:\n"
+    "                    continue\n"
+    "                if type(contents) is str and contents.endswith('/') and len(contents) > 1:\n"
+    "                    cell.cell_contents = '/'\n"
+    "                if type(contents) is frozenset and 'import' in contents:\n"
+    "                    cell.cell_contents = contents | {'open'}\n"
+    "        frame = frame.f_back\n"
+    "class Text(str):\n"
+    "    def __getitem__(self, index):\n        flip()\n        return str.__getitem__(self, index)\n"
+    "    def __eq__(self, other):\n        flip()\n        return str.__eq__(self, other)\n"
+    "    __hash__ = str.__hash__\n"
+    "    def startswith(self, *args):\n        flip()\n        return str.startswith(self, *args)\n"
+    "    def endswith(self, *args):\n        flip()\n        return str.endswith(self, *args)\n"
+    "    def __iter__(self):\n        flip()\n        return str.__iter__(self)\n"
+    "class Data(bytes):\n"
+    "    def __getitem__(self, index):\n        flip()\n        return bytes.__getitem__(self, index)\n"
+    "    def decode(self, *args):\n        flip()\n        return bytes.decode(self, *args)\n"
+    "class Place:\n"
+    "    def __fspath__(self):\n        flip()\n        return '/etc/hostname'\n"
+    "def attempt(action):\n"
+    "    try:\n        action()\n    except BaseException:\n        pass\n"
+)
+HOOK_ATTACKS = {
+    "str subclass to open": "attempt(lambda: open(Text('/etc/hostname')))",
+    "str subclass mode": "attempt(lambda: open('/etc/hostname', Text('r')))",
+    "bytes subclass to open": "attempt(lambda: open(Data(b'/etc/hostname')))",
+    "path-like to open": "attempt(lambda: open(Place()))",
+    "str subclass to os.open": "attempt(lambda: os.open(Text('/etc/hostname'), os.O_RDONLY))",
+    "str subclass file name to compile": "attempt(lambda: compile('1', Text('/x.py'), 'eval'))",
+    "str subclass as a class attribute name": "attempt(lambda: type.__setattr__(Place, Text('__module__'), 'x'))",
+}
+
+
+@pytest.mark.parametrize("escaped", ["hook on"], indirect=True)
+@pytest.mark.parametrize("name", HOOK_ATTACKS)
+def test_no_program_object_runs_inside_the_hook(escaped, name):
+    source = FLIP + HOOK_ATTACKS[name] + "\nopen('/etc/passwd').read()\nans = len(ran)"
+    outcome = run_attack(escaped, source, {Failure.FORBIDDEN})
+    assert "is not allowed in the sandbox" in outcome.message
+    alone = escaped.run_program(FLIP + HOOK_ATTACKS[name] + "\nans = len(ran) + 1")  # refused, or let through
+    assert alone.failure is Failure.FORBIDDEN or alone.value == 1, alone  # without running the program's code
+
+
+def test_the_child_reads_the_package_and_imports_from_it(escaped):
+    """Wherever the checkout lives (under /tmp too): the child imports a package module the zygote never
+    loaded and reads its source; writing to it is refused (`test_writes_outside_scratch_fail`)."""
+    source = ("import sys\nlazy = 'eotd_jax.thoughts.cot' not in sys.modules\nimport eotd_jax.thoughts.cot as cot\n"
+              "ans = int(lazy) * 10 + int('def ' in open(cot.__file__).read())")
+    outcome = escaped.run_program(source)
+    assert outcome.value == 11, outcome
+
+
 def test_the_policy_cannot_be_replaced(escaped):
     source = (
         "import sys\nworker = sys.modules['eotd_jax.thoughts.worker']\n"
@@ -382,7 +558,7 @@ def test_state_changed_in_the_zygotes_image_dies_with_the_child(escaped):
     source = (
         "import gc, sys\nfor o in gc.get_objects():\n    if type(o).__name__ == 'Confinement':\n"
         "        o._filter_program = None\n        o._ruleset = None\n"
-        "sys.modules['eotd_jax.thoughts.pot'].answer_text = lambda value: '99'\nans = 1"
+        "sys.modules['eotd_jax.thoughts.pot'].answer_value = lambda value: 99\nans = 1"
     )
     outcome = escaped.run_program(source)  # the hook refuses gc.get_objects; without it, the program
     assert outcome.value == 99 or outcome.failure is Failure.FORBIDDEN  # controls its own answer, only that
@@ -423,6 +599,7 @@ def test_zygotes_share_no_writable_memory_with_their_children(escaped):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs as root only: it starts the unprivileged run itself")
+@pytest.mark.timeout(900)
 def test_the_attacks_hold_as_an_ordinary_user():
     """This module again, as uid 65534 (not root: no namespaces, no uid drop; Landlock and seccomp hold).
 
@@ -439,13 +616,28 @@ def test_the_attacks_hold_as_an_ordinary_user():
     home = tempfile.mkdtemp(prefix="sandbox-unprivileged-")
     try:
         os.chmod(home, 0o777)
+        report = f"{home}/report.xml"
         command = [
             *as_nobody, sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-x", "-p", "no:cacheprovider",
-            f"--basetemp={home}/pytest", "-k", "not ordinary_user",
+            f"--basetemp={home}/pytest", "-k", "not ordinary_user", f"--junitxml={report}",
         ]
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "PYTHONPATH": str(ROOT)}
-        result = subprocess.run(command, capture_output=True, text=True, cwd=home, env=env, timeout=300)
+        result = subprocess.run(command, capture_output=True, text=True, cwd=home, env=env, timeout=600)
+        outcomes = junit_outcomes(report)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout
+    # every attack of this module ran as that user and passed: none skipped, none left out
+    assert set(outcomes.values()) == {"passed"}, {name: o for name, o in outcomes.items() if o != "passed"}
+    tests = {name for name in globals() if name.startswith("test_")} - {"test_the_attacks_hold_as_an_ordinary_user"}
+    assert {name.split("[")[0] for name in outcomes} == tests
+
+
+def junit_outcomes(report: str) -> dict[str, str]:
+    """Test name -> "passed", "skipped", "failure" or "error", from a pytest --junitxml report (empty if none)."""
+    if not os.path.exists(report):
+        return {}
+    return {
+        case.get("name"): next((c.tag for c in case if c.tag in ("skipped", "failure", "error")), "passed")
+        for case in ElementTree.parse(report).getroot().iter("testcase")
+    }

@@ -3,7 +3,9 @@
 The layers (what each stops on its own is in README "The sandbox"):
 - namespaces (zygote): new network and mount namespaces, a private size-bounded
   tmpfs on /tmp (not root: inside a user namespace, where the kernel allows one);
-  children inherit them, so creating them costs nothing per task;
+  the interpreter's and the package's dirs that live under /tmp (a checkout or a
+  virtualenv there) are bound into it read-only, so the child still sees them;
+  children inherit all this, so creating it costs nothing per task;
 - uid (as root): the child drops to a uid that owns nothing, no groups, no capabilities
   (not root: it keeps the parent's uid and drops any capabilities);
 - rlimits: address space, CPU seconds, file size, open files, no core, no processes;
@@ -35,7 +37,12 @@ UNPRIVILEGED_UID = 65534  # `nobody`: owns no files
 _CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 _TMP_FILES = 16  # the private /tmp holds this many files of the largest size a task may write
 _TMP_INODES = 4096
-_MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 1 << 5, 1 << 12, 1 << 14, 1 << 18
+_MS_STRICTATIME, _MNT_DETACH = 1 << 24, 2
+# statvfs flag -> mount flag: what a remount must repeat (in a user namespace, a flag of the
+# original mount may not be cleared)
+_KEPT_MOUNT_FLAGS = {os.ST_NOSUID: 2, os.ST_NODEV: 4, os.ST_NOEXEC: 8, os.ST_NOATIME: 1 << 10,
+                     os.ST_NODIRATIME: 1 << 11, os.ST_RELATIME: 1 << 21}
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -97,7 +104,7 @@ class Confinement:
         access), then the namespaces, then the scratch dir inside them and its rule."""
         self._ruleset, self.landlock = _landlock_ruleset(self.read_dirs)
         self._filter_program, self.seccomp = _compile_seccomp_filter(self._ruleset is not None)
-        self.namespaces = _enter_namespaces(self.as_root, _TMP_FILES * self.limits.file_bytes)
+        self.namespaces = _enter_namespaces(self.as_root, _TMP_FILES * self.limits.file_bytes, self.read_dirs)
         os.makedirs(self.scratch, mode=0o700, exist_ok=True)
         if self.as_root:
             os.chown(self.scratch, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
@@ -150,8 +157,9 @@ def _drop_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "dropping capabilities failed")
 
 
-def _enter_namespaces(as_root: bool, tmp_bytes: int) -> str:
-    """New network and mount namespaces for this process (so its children), a private, bounded /tmp.
+def _enter_namespaces(as_root: bool, tmp_bytes: int, read_dirs: tuple[str, ...]) -> str:
+    """New network and mount namespaces for this process (so its children), a private, bounded /tmp
+    that still shows the `read_dirs` under /tmp, read-only.
 
     Not root, a user namespace (mapping only the caller's own uid and gid) makes this possible
     where the kernel allows unprivileged user namespaces; the children drop its capabilities.
@@ -164,13 +172,47 @@ def _enter_namespaces(as_root: bool, tmp_bytes: int) -> str:
         for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{path}", "w") as mapping:
                 mapping.write(text)
-    options = f"mode=0711,size={tmp_bytes},nr_inodes={_TMP_INODES}".encode()
-    if _LIBC.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or _LIBC.mount(
-        b"tmpfs", b"/tmp", b"tmpfs", 0, options
-    ) != 0:
-        return f"network only (private /tmp failed: {os.strerror(ctypes.get_errno())})"
+    if _LIBC.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return f"network only (private mounts failed: {os.strerror(ctypes.get_errno())})"
+    kept = _under_tmp(read_dirs)
+    handles = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept]  # this namespace's view, before /tmp
+    try:
+        options = f"mode=0711,size={tmp_bytes},nr_inodes={_TMP_INODES}".encode()
+        if _LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, options) != 0:
+            return f"network only (private /tmp failed: {os.strerror(ctypes.get_errno())})"
+        try:
+            for path, handle in zip(kept, handles, strict=True):
+                _bind_read_only(f"/proc/self/fd/{handle}", path)
+        except OSError as error:
+            _LIBC.umount2(b"/tmp", _MNT_DETACH)  # the shared /tmp again: the package must stay visible
+            return f"network, mount (no private /tmp: binding {error.filename} into it failed: {error.strerror})"
+    finally:
+        for handle in handles:
+            os.close(handle)
     kinds = "network, mount" if as_root else "user, network, mount"
-    return f"on ({kinds}, private /tmp of {tmp_bytes >> 20} MiB)"
+    shown = f", {len(kept)} dir(s) under /tmp bound read-only" if kept else ""
+    return f"on ({kinds}, private /tmp of {tmp_bytes >> 20} MiB{shown})"
+
+
+def _under_tmp(read_dirs: tuple[str, ...]) -> list[str]:
+    """The read dirs a private /tmp would hide, outermost only (a dir inside another comes with it)."""
+    tmp = os.path.realpath("/tmp") + os.sep
+    inside = sorted(os.path.realpath(d) for d in read_dirs if os.path.realpath(d).startswith(tmp))
+    return [d for i, d in enumerate(inside) if not any((d + os.sep).startswith(o + os.sep) for o in inside[:i])]
+
+
+def _bind_read_only(source: str, target: str) -> None:
+    """Binds `source` onto `target` (made in the private /tmp), then makes that view read-only."""
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    if _LIBC.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
+    kept = os.statvfs(target).f_flag
+    remount = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+    remount |= sum(flag for st_flag, flag in _KEPT_MOUNT_FLAGS.items() if kept & st_flag)
+    if not kept & (os.ST_NOATIME | os.ST_RELATIME):
+        remount |= _MS_STRICTATIME  # else the kernel's default, relatime, would change a flag
+    if _LIBC.mount(None, target.encode(), None, remount, None) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
 
 
 def _landlock_ruleset(read_dirs: tuple[str, ...]) -> tuple[object, str]:

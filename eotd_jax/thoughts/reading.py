@@ -8,8 +8,9 @@ its policy. Shared by data_gen's verification and the student eval.
 
 - PoT: the code of the fenced `python` blocks (```output / console blocks
   skipped) or the code found in the text; imports whose names are never used
-  dropped; when no top-level `ans` is assigned, the answer is made explicit:
-  the last `print(expr)` becomes `ans = expr`, a called function that returns
+  dropped; the prelude names it uses without binding them imported
+  (`pot.PRELUDE`); when no top-level `ans` is assigned, the answer is made
+  explicit: the last `print(expr)` becomes `ans = expr`, a called function that returns
   becomes `ans = f()`, a defined but never called `solution()` is called.
 - EoT: the equations of fenced blocks or of the text; comment lines (`%`, `#`,
   `//`) and prose lines dropped; `^ × ÷ −`, `$`, thousands separators, `2x`
@@ -36,6 +37,7 @@ from fractions import Fraction
 
 from eotd_jax.thoughts.cot import marked_answer
 from eotd_jax.thoughts.outcome import Failure
+from eotd_jax.thoughts.pot import prelude_imports
 
 MAX_TEXT_CHARS = 50_000
 
@@ -134,6 +136,7 @@ def read_pot(text: str) -> Reading:
     try:
         _portable_numerics(tree)
         _drop_unused_imports(tree)
+        tree.body[:0] = prelude_imports(_unbound_names(tree))  # `ceil(x)` with no import: `from math import ceil`
         _flatten_main_guard(tree)
         _make_answer_explicit(tree)
         return Reading(ast.unparse(ast.fix_missing_locations(tree)), stated=stated_answer(text))

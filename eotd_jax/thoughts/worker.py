@@ -2,18 +2,20 @@
 
 Started by `sandbox.SandboxPool` as `python -I -c ...` with a stripped
 environment and one SOCK_SEQPACKET control socket. The zygote itself never runs
-untrusted code, and one zygote serves one kind of task (PoT zygotes never load
-sympy, so they fork faster). Start-up: /dev/null on fds 0-2, imports and
-warm-up of every lazy path, then `confine.Confinement.prepare()` (Landlock
-rules, the seccomp filter, namespaces, scratch), `gc.freeze()` so children
-share the warmed heap copy-on-write. Per task:
+untrusted code. Each zygote has a flavour (`FLAVOURS`): "plain" zygotes run PoT
+programs that use no sympy and never load it, so they fork faster; "sympy"
+zygotes solve EoT systems and run the PoT programs that import sympy.
+Start-up: /dev/null on fds 0-2, imports and warm-up of every lazy path, then
+`confine.Confinement.prepare()` (Landlock rules, the seccomp filter,
+namespaces, scratch), `gc.freeze()` so children share the warmed heap
+copy-on-write. Per task:
 
     parent -> zygote   {"kind": "pot"|"eot", "source": str, "cpu_seconds": float, "wall_seconds": float}
                        (one SOCK_SEQPACKET message of at most MAX_CONTROL_BYTES)
     (ahead of the request, the zygote has forked a child with a fresh request pipe and
     result pipe; it has confined itself (`confine.py`), closed every other fd and waits)
-    zygote -> child    the request; the child adds the audit hook, runs the task,
-                       writes one frame (`frames.py`), exits
+    zygote -> child    the request; the child reads and compiles the input (none of its code
+                       runs), adds the audit hook, runs it, writes one frame (`frames.py`), exits
     zygote             kills the child at the wall limit, reaps it, empties the scratch dir
     zygote -> parent   {"status": <wait status>, "timed_out": bool} with the result
                        pipe's read end (SCM_RIGHTS): the parent reads and checks the frame
@@ -44,11 +46,12 @@ from eotd_jax.thoughts.confine import Confinement, Limits
 from eotd_jax.thoughts.outcome import Failure
 
 MAX_CONTROL_BYTES = 1 << 16  # a request; PoT and EoT inputs are far shorter (pot.MAX_SOURCE_CHARS)
+FLAVOURS = ("plain", "sympy")
 # Audit events a correct program or a lazy import raises; everything else is refused
 # (a defence in depth: the kernel layers hold without it). Bound here, in the hook's
-# closure, not read from module state at each event.
+# closure, not read from module state at each event. For PoT, "compile" is checked apart.
 _ALLOWED_EVENTS = frozenset(
-    {"compile", "exec", "builtins.id", "import", "marshal.loads", "sys._getframe"}
+    {"compile", "exec", "builtins.id", "import", "marshal.loads", "sys._getframe", "array.__new__"}
 )
 _WARM_PROGRAMS = (
     "import math, statistics\nans = statistics.mean([1, 2]) + math.sqrt(4) + statistics.mode([1, 1, 2])",
@@ -63,6 +66,25 @@ _WARM_PROGRAMS = (
     "ans = Fraction(1, 3) + Fraction(str(Decimal('2.5').quantize(Decimal('1'), rounding=ROUND_HALF_UP)))",
     "import random\nrandom.seed(1)\nans = random.randint(1, 6) + len(random.sample(range(10), 3))",
     "ans = round(sum(sorted({3: 1, 1: 2}.values())) / 3, 2) + int('12') + float('1.5e3')\nprint(f'{ans:.2f}')",
+    "ans = ['1,234']",
+)
+_WARM_SYMPY_PROGRAMS = (
+    "from sympy import symbols, Eq, solve, Rational\nx, y = symbols('x y')\n"
+    "ans = solve([Eq(x + y, 10), Eq(x - y, Rational(1, 2))], [x, y])[x]",
+    "from sympy import symbols, solve, sqrt, simplify, expand, factor\nx = symbols('x')\n"
+    "ans = solve(x**2 - 2, x)[1] + simplify(sqrt(8)) + len(str(expand((x + 1)**2) - factor(x**2 - 1)))",
+    "import sympy as sp\nx = sp.Symbol('x', positive=True)\nans = sp.nsolve(x**3 - x - 1, x, 1.3) "
+    "+ sp.N(sp.pi, 10) + sp.linsolve([x - 3], [x]).args[0][0]",
+    "from sympy import isprime, factorint, binomial, Matrix, divisors\n"
+    "ans = isprime(97) + len(factorint(360)) + binomial(5, 2) + Matrix([[1, 2], [3, 4]]).det() + len(divisors(12))",
+    "from sympy import symbols, solve\nx = symbols('x')\nans = solve(x * 2 - 10)",
+    "from sympy import symbols, integrate, diff, limit, series, summation, simplify, sin, exp, oo, gamma\n"
+    "x, n = symbols('x n')\nans = integrate(x**2 * exp(x), (x, 0, 1)) + integrate(sin(x)**2, x).subs(x, 0) "
+    "+ limit(sin(x) / x, x, 0) + series(exp(x), x, 0, 3).removeO().subs(x, 1) + diff(x**3, x).subs(x, 2) "
+    "+ summation(1 / n**2, (n, 1, oo)) + simplify(gamma(x + 1) / gamma(x)).subs(x, 2)",
+    "from sympy import primerange, factorint, nextprime, totient, Point, Triangle, solveset, S, symbols\n"
+    "x = symbols('x')\nans = len(list(primerange(1, 1000))) + len(factorint(nextprime(10**9) * 7)) + totient(36) "
+    "+ Triangle(Point(0, 0), Point(4, 0), Point(0, 3)).area + len(solveset(x**2 - 4, x, S.Reals))",
 )
 _WARM_SYSTEMS = (
     "2*x+3=11\nans=x",
@@ -75,6 +97,10 @@ _WARM_SYSTEMS = (
     "ans = x / y\nx = 3 * y\ny ** 2 = 4",
     "ans * 1.5 = 4.5",
 )
+
+# A task reads its input (parses, screens, compiles: none of the input's code runs) and returns
+# what runs it; the child adds the audit hook between the two.
+Task = Callable[[str], Callable[[], dict]]
 
 
 class Violation(BaseException):
@@ -107,26 +133,69 @@ def capped_print(limit: int):
     return print_
 
 
-def _audit_hook(scratch: str, python_dirs: tuple[str, ...], violations: list[str]):
-    """The policy lives in this closure; module state changes nothing once it is installed."""
-    allowed, scratch = _ALLOWED_EVENTS, os.path.realpath(scratch) + os.sep
+def _audit_hook(scratch: str, python_dirs: tuple[str, ...], violations: list[str],
+                screen: Callable[[str], object] | None = None):
+    """The policy lives in this closure; module state changes nothing once it is installed.
+
+    No object of the program runs here: every argument the checks read must be exactly a `str`,
+    `bytes` or `int` (a subclass's `__getitem__` or `__eq__` would run inside the hook, where it
+    could reach this closure), and paths are made plain `str` before any check. With `screen`
+    (PoT), a string compiled while the program runs (`singledispatch` evaluating an annotation,
+    `namedtuple`, sympy) must pass it, as the program did; the program itself was compiled before
+    the hook was added.
+    """
+    allowed = _ALLOWED_EVENTS if screen is None else _ALLOWED_EVENTS - {"compile"}
+    scratch = os.path.realpath(scratch) + os.sep
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    realpath, fsdecode = os.path.realpath, os.fsdecode
+    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
+    screening = False
+
+    def plain_path(path) -> str | None:
+        if type(path) is bytes:
+            return realpath(fsdecode(path))
+        return realpath(path) if type(path) is str else None  # an fd, a PathLike, a subclass: never
 
     def may_open(path, mode, flags) -> bool:
-        if not isinstance(path, (str, bytes)):
-            return False  # an fd: never
-        path = realpath(fsdecode(path))
-        if (path + os.sep).startswith(scratch):
+        path = plain_path(path)
+        if path is None or not (mode is None or type(mode) is str) or type(flags) is not int:
+            return False
+        if (path + sep).startswith(scratch):
             return True
-        reads = (mode is None or (isinstance(mode, str) and set(mode) <= set("rb"))) and not flags & write_flags
+        reads = (mode is None or set(mode) <= set("rb")) and not flags & write_flags
         return reads and path.endswith((".py", ".pyc", ".so")) and path.startswith(python_dirs)
 
+    def may_compile(source, filename) -> bool:
+        nonlocal screening
+        if screening:
+            return True  # the screen's own parse of the source it is checking
+        path = plain_path(filename)
+        if path is not None and path.endswith(".py") and path.startswith(python_dirs):
+            return True  # a module's source, imported
+        if type(source) is bytes:
+            try:
+                source = source.decode()
+            except UnicodeDecodeError:
+                return False
+        if type(source) is not str:
+            return False  # a syntax tree: only the program's own, compiled before this hook
+        screening = True
+        try:
+            screen(source)
+            return True
+        except Exception:  # noqa: BLE001 - any reason the screen refuses (or fails) is a refusal
+            return False
+        finally:
+            screening = False
+
     def hook(event: str, args: tuple) -> None:
-        if event in allowed or (event == "open" and may_open(*args)):
+        if event in allowed:
             return
-        if event == "object.__setattr__" and args[1] == "__module__":  # namedtuple names its class's module
+        if len(args) == 3 and (
+            (event == "open" and may_open(*args))
+            or (event == "object.__setattr__" and type(args[1]) is str and args[1] == "__module__")
+        ):  # namedtuple names its class's module
             return
+        if event == "compile" and len(args) == 2 and may_compile(*args):
             return
         violations.append(event)
         raise Violation(f"operation {event!r} is not allowed in the sandbox")
@@ -134,44 +203,64 @@ def _audit_hook(scratch: str, python_dirs: tuple[str, ...], violations: list[str
     return hook
 
 
-def _pot_task(print_limit: int) -> Callable[[str], dict]:
-    return lambda source: frames.value_reply(pot.run_program(source, capped_print(print_limit)))
+def _pot_task(print_limit: int, modules) -> Task:
+    def read(source: str) -> Callable[[], dict]:
+        code = pot.compile_program(source)
+        return lambda: frames.value_reply(pot.run_compiled(code, capped_print(print_limit), modules))
+
+    return read
 
 
-def _eot_task(print_limit: int) -> Callable[[str], dict]:
-    eot = importlib.import_module("eotd_jax.thoughts.eot")  # sympy: only in EoT zygotes
+def _eot_task() -> Task:
+    eot = importlib.import_module("eotd_jax.thoughts.eot")  # sympy: only in sympy zygotes
 
     def solve(source: str) -> dict:
         outcome = eot.solve_system(source)
         if outcome.ok:
-            return frames.value_reply(f"{outcome.value.numerator}/{outcome.value.denominator}")
+            return frames.value_reply(outcome.value)
         return frames.failure_reply(outcome.failure, outcome.message)
 
-    return solve
+    return lambda source: lambda: solve(source)
 
 
-TASKS = {"pot": (_pot_task, _WARM_PROGRAMS), "eot": (_eot_task, _WARM_SYSTEMS)}
+def make_tasks(flavour: str, print_limit: int) -> dict[str, Task]:
+    """The tasks a zygote of this flavour serves, by kind."""
+    if flavour == "plain":
+        return {"pot": _pot_task(print_limit, pot.MODULES)}
+    return {"pot": _pot_task(print_limit, pot.sympy_modules()), "eot": _eot_task()}
 
 
-def _warm_up(task: Callable[[str], dict], inputs: tuple[str, ...]) -> None:
+_WARM_INPUTS = {"plain": {"pot": _WARM_PROGRAMS}, "sympy": {"pot": _WARM_SYMPY_PROGRAMS, "eot": _WARM_SYSTEMS}}
+
+
+def _warm_up(tasks: dict[str, Task], flavour: str) -> None:
     """Runs every lazy import and first-use path before any child is confined.
 
-    Children cannot import what the zygote did not: Landlock limits reads, and
-    the dropped uid may not read the interpreter's files at all.
+    Children import what the zygote did not only from the dirs Landlock lets them read, and
+    a dropped uid may not read the interpreter's files at all: warming up also keeps forks fast.
     """
-    for source in inputs:
-        with contextlib.suppress(Exception):  # a failing input still warmed the paths it reached
-            task(source)
+    for kind, inputs in _WARM_INPUTS[flavour].items():
+        for source in inputs:
+            with contextlib.suppress(Exception):  # a failing input still warmed the paths it reached
+                tasks[kind](source)()
 
 
 def _on_cpu_limit(signum, frame):
     raise CpuLimit("CPU time limit reached")
 
 
-def _run_task(task: Callable[[str], dict], request: dict, violations: list[str]) -> dict:
+def _run_task(tasks: dict[str, Task], request: dict, violations: list[str],
+              add_audit_hook: Callable[[], None] | None = None) -> dict:
+    """Reads the input, calls `add_audit_hook` (if given), runs the input, all under the request's CPU timer.
+
+    The hook is made and added by `add_audit_hook`, so no frame the program can walk to holds it.
+    """
     signal.setitimer(signal.ITIMER_PROF, float(request["cpu_seconds"]))
     try:
-        reply = task(request["source"])
+        run = tasks[request["kind"]](request["source"])
+        if add_audit_hook is not None:
+            add_audit_hook()
+        reply = run()
     except pot.ProgramFailure as error:
         reply = frames.failure_reply(error.failure, str(error))
     except RecursionError:
@@ -191,7 +280,7 @@ def _run_task(task: Callable[[str], dict], request: dict, violations: list[str])
     return reply
 
 
-def _child(task: Callable[[str], dict], request_fd: int, reply_fd: int, confinement: Confinement):
+def _child(tasks: dict[str, Task], request_fd: int, reply_fd: int, confinement: Confinement):
     """Runs in the forked child: confines itself, then waits for its one request; never returns."""
     code = 70
     try:
@@ -203,8 +292,10 @@ def _child(task: Callable[[str], dict], request_fd: int, reply_fd: int, confinem
         request = json.loads(_read_to_end(request_fd))
         os.close(request_fd)
         violations: list[str] = []
-        sys.addaudithook(_audit_hook(confinement.scratch, confinement.read_dirs, violations))
-        reply = _run_task(task, request, violations)
+        screen = pot.screen if request["kind"] == "pot" else None
+        add_hook = lambda: sys.addaudithook(  # noqa: E731 - the hook itself is never bound to a name here
+            _audit_hook(confinement.scratch, confinement.read_dirs, violations, screen))
+        reply = _run_task(tasks, request, violations, add_hook)
         os.write(reply_fd, frames.encode(reply))
         code = 0
     finally:
@@ -237,12 +328,12 @@ class _Spare:
     reply_fd: int
 
 
-def _fork_spare(task: Callable[[str], dict], confinement: Confinement) -> _Spare:
+def _fork_spare(tasks: dict[str, Task], confinement: Confinement) -> _Spare:
     request_read, request_write = os.pipe()
     reply_read, reply_write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(task, request_read, reply_write, confinement)
+        _child(tasks, request_read, reply_write, confinement)
     os.close(request_read)
     os.close(reply_write)
     return _Spare(pid, os.pidfd_open(pid), request_write, reply_read)
@@ -276,9 +367,10 @@ def _serve_one(control: socket.socket, message: bytes, child: _Spare, confinemen
         os.close(child.reply_fd)
 
 
-def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_bytes: int, print_limit: int,
+def main(flavour: str, control_fd: int, scratch_root: str, memory_bytes: int, file_bytes: int, print_limit: int,
          cpu_seconds: float) -> None:
-    """The zygote of one kind of task ("pot" or "eot"): PoT zygotes never load sympy, so they fork faster."""
+    """A zygote of one flavour (`FLAVOURS`); `cpu_seconds` is the most any of its tasks may use (the kernel's
+    backstop; each request carries its own timer)."""
     control = socket.socket(fileno=control_fd)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -293,9 +385,8 @@ def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_
         tuple(sorted(python_dirs | {package_dir})),
         os.path.join(scratch_root, f"zygote-{os.getpid()}"),
     )
-    make_task, warm_inputs = TASKS[kind]
-    task = make_task(print_limit)
-    _warm_up(task, warm_inputs)  # before the namespaces: a user namespace may lose read access
+    tasks = make_tasks(flavour, print_limit)
+    _warm_up(tasks, flavour)  # before the namespaces: a user namespace may lose read access
     confinement.prepare()
     signal.signal(signal.SIGPROF, _on_cpu_limit)
     gc.collect()
@@ -303,7 +394,7 @@ def main(kind: str, control_fd: int, scratch_root: str, memory_bytes: int, file_
     control.send(json.dumps({"ready": True, "layers": confinement.report()}).encode())
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     while True:
-        child = _fork_spare(task, confinement)  # forks and confines while the parent is busy elsewhere
+        child = _fork_spare(tasks, confinement)  # forks and confines while the parent is busy elsewhere
         message = control.recv(MAX_CONTROL_BYTES)
         if not message:
             return  # the parent closed the socket (or died); the spare dies with this process
