@@ -27,7 +27,7 @@ from flax import nnx
 from eotd_jax.model.config import T5Config
 from eotd_jax.model.sharding import constrain
 
-_MASKED = -1e9  # additive bias for masked attention positions (softmax runs in float32)
+_MASKED = -1e9  # the score of a masked attention pair and the logit of a padding vocabulary id (float32)
 _HIDDEN = ("batch", "length", None)  # hidden states (B, L, E): rows sharded, every feature of a row on its device
 
 
@@ -87,26 +87,35 @@ class Attention(nnx.Module):
         self.value = _param(rngs, *projection, c.d_model**-0.5, dtype, layers)
         self.out = _param(rngs, (c.num_heads, c.d_kv, c.d_model), ("heads", "kv", "embed"), inner**-0.5, dtype, layers)
 
-    # Projections contract into token-major results (b, t, h, d) and then swap axes: with that dot shape
-    # XLA:CPU reads the (embed, heads, kv) kernels as they are stored, where a heads-major dot made it
-    # re-layout every kernel on every decoding step (inside the loop, so never hoisted).
+    # Queries, keys and values are token-major (B, T, H, D), the layout of jax.nn.dot_product_attention and of the
+    # decoding cache; XLA:CPU reads the (embed, heads, kv) kernels as they are stored for these dots.
     def project_query(self, x: jax.Array) -> jax.Array:
-        return jnp.swapaxes(jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype)), 1, 2)
+        return jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype))
 
     def project_key_value(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Keys and values (B,H,S,D): heads-major, so attention needs no transposes of a decoding cache."""
-        return (jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)), 1, 2),
-                jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)), 1, 2))
+        """Keys and values (B, S, H, D)."""
+        return (jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)),
+                jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)))
 
-    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
-        """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
-        scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
-        weights = _dropout(jax.nn.softmax(scores, axis=-1), key, self.config)
-        weights = weights.astype(v.dtype)
-        context = jnp.einsum("bhts,bhsd->bthd", weights, v)
+    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, mask: jax.Array,
+               key: jax.Array | None) -> jax.Array:
+        """q (B,T,H,D) over k, v (B,S,H,D): `bias` (1,H,T,S) float32 or None is added to the scores, `mask` (boolean,
+        broadcastable to (B,H,T,S)) keeps the pairs that may attend. Unscaled scores (T5 folds the scale into the
+        initialisation), softmax in float32."""
+        c = self.config
+        if key is None or c.dropout_rate == 0.0:
+            if bias is not None and c.attention == "cudnn":
+                bias = bias.astype(q.dtype)
+            context = jax.nn.dot_product_attention(q, k, v, bias, mask, scale=1.0, implementation=c.attention)
+        else:  # dropout on the attention probabilities, which dot_product_attention does not offer
+            scores = jnp.einsum("bthd,bshd->bhts", q, k, preferred_element_type=jnp.float32)
+            scores = jnp.where(mask, scores if bias is None else scores + bias, _MASKED)
+            weights = _dropout(jax.nn.softmax(scores, axis=-1), key, c).astype(v.dtype)
+            context = jnp.einsum("bhts,bshd->bthd", weights, v)
         batch, length, heads, depth = context.shape
         out = self.out[...].astype(v.dtype).reshape(heads * depth, -1)
         return context.reshape(batch, length, heads * depth) @ out
+
 
 def position_bias(table: jax.Array, config: T5Config, query_positions: jax.Array, key_positions: jax.Array,
                   bidirectional: bool) -> jax.Array:
@@ -173,11 +182,11 @@ class EncoderLayer(nnx.Module):
         self.mlp_norm = RMSNorm(config, layers)
         self.mlp = FeedForward(config, rngs, layers)
 
-    def __call__(self, x: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, mask: jax.Array, key: jax.Array | None) -> jax.Array:
         keys, c = _split(key, 4), self.config
         h = self.attention_norm(x)
         q, (k, v) = self.attention.project_query(h), self.attention.project_key_value(h)
-        x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), keys[1], c)
+        x = x + _dropout(self.attention.attend(q, k, v, bias, mask, keys[0]), keys[1], c)
         return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), keys[3], c), _HIDDEN)
 
 
@@ -193,13 +202,13 @@ class DecoderLayer(nnx.Module):
         self.mlp_norm = RMSNorm(config, layers)
         self.mlp = FeedForward(config, rngs, layers)
 
-    def __call__(self, x, self_kv, self_bias, cross_kv, cross_bias, key=None):
+    def __call__(self, x, self_kv, self_bias, self_mask, cross_kv, cross_mask, key=None):
         """One layer; `self_kv` / `cross_kv` are (k, v) pairs, so training and cached decoding share it."""
         keys, c = _split(key, 6), self.config
         q = self.self_attention.project_query(self.self_attention_norm(x))
-        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), keys[1], c)
+        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, self_mask, keys[0]), keys[1], c)
         q = self.cross_attention.project_query(self.cross_attention_norm(x))
-        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), keys[3], c)
+        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, None, cross_mask, keys[2]), keys[3], c)
         return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), keys[5], c), _HIDDEN)
 
 
@@ -209,7 +218,7 @@ class T5(nnx.Module):
     def __init__(self, config: T5Config, rngs: nnx.Rngs):
         c = config
         self.config = config
-        self.embedding = _param(rngs, (c.vocab_size, c.d_model), ("vocab", "embed"), 1.0, c.weights_dtype)
+        self.embedding = _param(rngs, (c.padded_vocab_size, c.d_model), ("vocab", "embed"), 1.0, c.weights_dtype)
         bias_table = ((c.relative_attention_num_buckets, c.num_heads), ("buckets", "heads"), c.d_model**-0.5,
                       c.weights_dtype)
         self.encoder_relative_bias = _param(rngs, *bias_table)
@@ -219,7 +228,7 @@ class T5(nnx.Module):
         self.decoder = DecoderLayer(c, rngs, c.num_decoder_layers)
         self.decoder_norm = RMSNorm(c)
         self.lm_head = (None if c.tie_word_embeddings else
-                        _param(rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), c.d_model**-0.5,
+                        _param(rngs, (c.d_model, c.padded_vocab_size), ("embed", "vocab"), c.d_model**-0.5,
                                c.weights_dtype))
 
     def _embed(self, ids: jax.Array) -> jax.Array:
@@ -236,8 +245,8 @@ class T5(nnx.Module):
         x = _dropout(self._embed(input_ids), keys[0], c)
         positions = jnp.arange(input_ids.shape[1])
         bias = position_bias(self.encoder_relative_bias[...], c, positions, positions, bidirectional=True)
-        bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
-        x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, layer_key), None), x,
+        mask = _same_segment(input_segments, input_segments)
+        x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, mask, layer_key), None), x,
                      _layer_keys(keys[1], c.num_layers), c)
         return constrain(_dropout(self.encoder_norm(x), keys[2], c), _HIDDEN)
 
@@ -253,24 +262,27 @@ class T5(nnx.Module):
         positions = jnp.arange(length)
         causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
         self_bias = position_bias(self.decoder_relative_bias[...], c, positions, positions, bidirectional=False)
-        self_bias = self_bias + _mask_bias(causal & _same_segment(decoder_segments, decoder_segments))
-        cross_bias = _mask_bias(_same_segment(decoder_segments, input_segments))
+        self_mask = causal & _same_segment(decoder_segments, decoder_segments)
+        cross_mask = _same_segment(decoder_segments, input_segments)
 
         def layer_call(layer: DecoderLayer, x, layer_key):
             self_kv = layer.self_attention.project_key_value(layer.self_attention_norm(x))
             cross_kv = layer.cross_attention.project_key_value(encoded)
-            return layer(x, self_kv, self_bias, cross_kv, cross_bias, layer_key), None
+            return layer(x, self_kv, self_bias, self_mask, cross_kv, cross_mask, layer_key), None
 
         x, _ = _scan(self.decoder, layer_call, x, _layer_keys(keys[1], c.num_decoder_layers), c)
         return self.logits(_dropout(self.decoder_norm(x), keys[2], c))
 
     def logits(self, x: jax.Array) -> jax.Array:
+        """Float32 logits over the padded vocabulary; the padding ids' are `_MASKED`, so no loss, argmax or sample
+        sees them."""
         if self.lm_head is None:  # tied: T5 v1.0 rescales before reusing the embedding
             x = x * self.config.d_model**-0.5
             logits = jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype))
         else:
             logits = x @ self.lm_head[...].astype(x.dtype)
-        return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+        real = jnp.arange(self.config.padded_vocab_size) < self.config.vocab_size
+        return constrain(jnp.where(real, logits.astype(jnp.float32), _MASKED), ("batch", "length", "vocab"))
 
     def __call__(self, input_ids, input_segments, decoder_input_ids, decoder_segments=None, key=None) -> jax.Array:
         encoded = self.encode(input_ids, input_segments, key)
@@ -281,10 +293,10 @@ class T5(nnx.Module):
     def init_cache(self, encoded: jax.Array, input_mask: jax.Array, max_length: int) -> dict:
         """Cross-attention keys/values per layer and an empty self-attention cache of `max_length`."""
         c = self.config
-        empty = jnp.zeros((encoded.shape[0], c.num_heads, max_length, c.d_kv), c.compute_dtype)
+        empty = jnp.zeros((encoded.shape[0], max_length, c.num_heads, c.d_kv), c.compute_dtype)
         return {"cross": [layer.cross_attention.project_key_value(encoded) for layer in _unstack(self.decoder)],
                 "self": [(empty, empty)] * c.num_decoder_layers,
-                "cross_bias": _mask_bias(input_mask.astype(bool)[:, None, None, :])}
+                "cross_mask": input_mask.astype(bool)[:, None, None, :]}
 
     def decode_step(self, token: jax.Array, cache: dict, index: jax.Array) -> tuple[jax.Array, dict]:
         """Logits (B, V) for the token at position `index` (B, 1), and the cache with its keys/values.
@@ -292,18 +304,17 @@ class T5(nnx.Module):
         The layers run unrolled, not scanned: each layer's cache stays its own buffer that the decoding loop
         updates in place (a scan would copy the whole cache every token, 2.4x slower on CPU)."""
         x = self._embed(token)
-        max_length = cache["self"][0][0].shape[2]
+        max_length = cache["self"][0][0].shape[1]
         visible = (jnp.arange(max_length) <= index)[None, None, None, :]
         bias = position_bias(self.decoder_relative_bias[...], self.config, jnp.reshape(index, (1,)),
                              jnp.arange(max_length), bidirectional=False)
-        bias = bias + _mask_bias(visible)
         new_self = []
         for layer, (k_cache, v_cache), cross_kv in zip(_unstack(self.decoder), cache["self"], cache["cross"],
                                                        strict=True):
             k, v = layer.self_attention.project_key_value(layer.self_attention_norm(x))
-            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=2)
-            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=2)
-            x = layer(x, (k_cache, v_cache), bias, cross_kv, cache["cross_bias"])
+            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=1)
+            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=1)
+            x = layer(x, (k_cache, v_cache), bias, visible, cross_kv, cache["cross_mask"])
             new_self.append((k_cache, v_cache))
         logits = self.logits(self.decoder_norm(x))[:, 0]
         return logits, {**cache, "self": new_self}
@@ -322,10 +333,6 @@ def _same_segment(query_segments: jax.Array, key_segments: jax.Array) -> jax.Arr
     key_segments = key_segments.astype(jnp.int32)
     same = query_segments.astype(jnp.int32)[:, :, None] == key_segments[:, None, :]
     return (same & (key_segments > 0)[:, None, :])[:, None]
-
-
-def _mask_bias(mask: jax.Array) -> jax.Array:
-    return jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)
 
 
 def _scan(layers: nnx.Module, body, carry, xs, config: T5Config):
