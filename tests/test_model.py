@@ -232,12 +232,12 @@ def test_dot_product_attention_matches_the_explicit_softmax_and_the_dropout_path
     attention = Attention(config, nnx.Rngs(0), layers=None)
     rng = np.random.default_rng(0)
     q, k, v = (rng.normal(size=shape).astype(np.float32) for shape in ((2, 5, 4, 16), (2, 7, 4, 16), (2, 7, 4, 16)))
-    bias = rng.normal(size=(1, 4, 5, 7)).astype(np.float32)
     mask = rng.random((2, 1, 5, 7)) > 0.3
     mask[1, 0, 2] = False  # a query that sees nothing (a padding position): uniform weights, no NaN
-    fused = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias, mask)), None))
-    dropout_path = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias, mask)), jax.random.key(1)))
-    scores = np.where(mask, np.einsum("bthd,bshd->bhts", q, k, dtype=np.float64) + bias, -1e9)
+    bias = (rng.normal(size=(1, 4, 5, 7)) + np.where(mask, 0.0, -1e9)).astype(np.float32)  # position bias + mask
+    fused = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), None))
+    dropout_path = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), jax.random.key(1)))
+    scores = np.einsum("bthd,bshd->bhts", q, k, dtype=np.float64) + bias
     weights = np.exp(scores - scores.max(-1, keepdims=True))
     weights /= weights.sum(-1, keepdims=True)
     context = np.einsum("bhts,bshd->bthd", weights, v.astype(np.float64)).reshape(2, 5, 64)

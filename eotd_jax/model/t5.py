@@ -97,19 +97,19 @@ class Attention(nnx.Module):
         return (jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)),
                 jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)))
 
-    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, mask: jax.Array,
-               key: jax.Array | None) -> jax.Array:
-        """q (B,T,H,D) over k, v (B,S,H,D): `bias` (1,H,T,S) float32 or None is added to the scores, `mask` (boolean,
-        broadcastable to (B,H,T,S)) keeps the pairs that may attend. Unscaled scores (T5 folds the scale into the
-        initialisation), softmax in float32."""
+    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
+        """q (B,T,H,D) over k, v (B,S,H,D) with an additive float32 bias broadcastable to (B,H,T,S): T5's position
+        bias plus `_MASKED` where a pair may not attend. Unscaled scores (T5 folds the scale into the
+        initialisation), softmax in float32.
+
+        The bias carries the mask, and the batch, on purpose: a batch-free position bias inside the scanned layers
+        makes XLA all-reduce its gradient over the batch's devices once a layer, not once a step."""
         c = self.config
         if key is None or c.dropout_rate == 0.0:
-            if bias is not None and c.attention == "cudnn":
-                bias = bias.astype(q.dtype)
-            context = jax.nn.dot_product_attention(q, k, v, bias, mask, scale=1.0, implementation=c.attention)
+            bias = bias.astype(q.dtype) if c.attention == "cudnn" else bias
+            context = jax.nn.dot_product_attention(q, k, v, bias, scale=1.0, implementation=c.attention)
         else:  # dropout on the attention probabilities, which dot_product_attention does not offer
-            scores = jnp.einsum("bthd,bshd->bhts", q, k, preferred_element_type=jnp.float32)
-            scores = jnp.where(mask, scores if bias is None else scores + bias, _MASKED)
+            scores = jnp.einsum("bthd,bshd->bhts", q, k, preferred_element_type=jnp.float32) + bias
             weights = _dropout(jax.nn.softmax(scores, axis=-1), key, c).astype(v.dtype)
             context = jnp.einsum("bhts,bshd->bthd", weights, v)
         batch, length, heads, depth = context.shape
@@ -182,11 +182,11 @@ class EncoderLayer(nnx.Module):
         self.mlp_norm = RMSNorm(config, layers)
         self.mlp = FeedForward(config, rngs, layers)
 
-    def __call__(self, x: jax.Array, bias: jax.Array, mask: jax.Array, key: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
         keys, c = _split(key, 4), self.config
         h = self.attention_norm(x)
         q, (k, v) = self.attention.project_query(h), self.attention.project_key_value(h)
-        x = x + _dropout(self.attention.attend(q, k, v, bias, mask, keys[0]), keys[1], c)
+        x = x + _dropout(self.attention.attend(q, k, v, bias, keys[0]), keys[1], c)
         return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[2]), keys[3], c), _HIDDEN)
 
 
@@ -202,13 +202,13 @@ class DecoderLayer(nnx.Module):
         self.mlp_norm = RMSNorm(config, layers)
         self.mlp = FeedForward(config, rngs, layers)
 
-    def __call__(self, x, self_kv, self_bias, self_mask, cross_kv, cross_mask, key=None):
+    def __call__(self, x, self_kv, self_bias, cross_kv, cross_bias, key=None):
         """One layer; `self_kv` / `cross_kv` are (k, v) pairs, so training and cached decoding share it."""
         keys, c = _split(key, 6), self.config
         q = self.self_attention.project_query(self.self_attention_norm(x))
-        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, self_mask, keys[0]), keys[1], c)
+        x = x + _dropout(self.self_attention.attend(q, *self_kv, self_bias, keys[0]), keys[1], c)
         q = self.cross_attention.project_query(self.cross_attention_norm(x))
-        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, None, cross_mask, keys[2]), keys[3], c)
+        x = x + _dropout(self.cross_attention.attend(q, *cross_kv, cross_bias, keys[2]), keys[3], c)
         return constrain(x + _dropout(self.mlp(self.mlp_norm(x), keys[4]), keys[5], c), _HIDDEN)
 
 
@@ -245,8 +245,8 @@ class T5(nnx.Module):
         x = _dropout(self._embed(input_ids), keys[0], c)
         positions = jnp.arange(input_ids.shape[1])
         bias = position_bias(self.encoder_relative_bias[...], c, positions, positions, bidirectional=True)
-        mask = _same_segment(input_segments, input_segments)
-        x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, mask, layer_key), None), x,
+        bias = bias + _mask_bias(_same_segment(input_segments, input_segments))
+        x, _ = _scan(self.encoder, lambda layer, x, layer_key: (layer(x, bias, layer_key), None), x,
                      _layer_keys(keys[1], c.num_layers), c)
         return constrain(_dropout(self.encoder_norm(x), keys[2], c), _HIDDEN)
 
@@ -262,13 +262,13 @@ class T5(nnx.Module):
         positions = jnp.arange(length)
         causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
         self_bias = position_bias(self.decoder_relative_bias[...], c, positions, positions, bidirectional=False)
-        self_mask = causal & _same_segment(decoder_segments, decoder_segments)
-        cross_mask = _same_segment(decoder_segments, input_segments)
+        self_bias = self_bias + _mask_bias(causal & _same_segment(decoder_segments, decoder_segments))
+        cross_bias = _mask_bias(_same_segment(decoder_segments, input_segments))
 
         def layer_call(layer: DecoderLayer, x, layer_key):
             self_kv = layer.self_attention.project_key_value(layer.self_attention_norm(x))
             cross_kv = layer.cross_attention.project_key_value(encoded)
-            return layer(x, self_kv, self_bias, self_mask, cross_kv, cross_mask, layer_key), None
+            return layer(x, self_kv, self_bias, cross_kv, cross_bias, layer_key), None
 
         x, _ = _scan(self.decoder, layer_call, x, _layer_keys(keys[1], c.num_decoder_layers), c)
         return self.logits(_dropout(self.decoder_norm(x), keys[2], c))
@@ -296,7 +296,7 @@ class T5(nnx.Module):
         empty = jnp.zeros((encoded.shape[0], max_length, c.num_heads, c.d_kv), c.compute_dtype)
         return {"cross": [layer.cross_attention.project_key_value(encoded) for layer in _unstack(self.decoder)],
                 "self": [(empty, empty)] * c.num_decoder_layers,
-                "cross_mask": input_mask.astype(bool)[:, None, None, :]}
+                "cross_bias": _mask_bias(input_mask.astype(bool)[:, None, None, :])}
 
     def decode_step(self, token: jax.Array, cache: dict, index: jax.Array) -> tuple[jax.Array, dict]:
         """Logits (B, V) for the token at position `index` (B, 1), and the cache with its keys/values.
@@ -308,16 +308,21 @@ class T5(nnx.Module):
         visible = (jnp.arange(max_length) <= index)[None, None, None, :]
         bias = position_bias(self.decoder_relative_bias[...], self.config, jnp.reshape(index, (1,)),
                              jnp.arange(max_length), bidirectional=False)
+        bias = bias + _mask_bias(visible)
         new_self = []
         for layer, (k_cache, v_cache), cross_kv in zip(_unstack(self.decoder), cache["self"], cache["cross"],
                                                        strict=True):
             k, v = layer.self_attention.project_key_value(layer.self_attention_norm(x))
             k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=1)
             v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=1)
-            x = layer(x, (k_cache, v_cache), bias, visible, cross_kv, cache["cross_mask"])
+            x = layer(x, (k_cache, v_cache), bias, cross_kv, cache["cross_bias"])
             new_self.append((k_cache, v_cache))
         logits = self.logits(self.decoder_norm(x))[:, 0]
         return logits, {**cache, "self": new_self}
+
+
+def _mask_bias(mask: jax.Array) -> jax.Array:
+    return jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)
 
 
 def segment_positions(segments: jax.Array) -> jax.Array:
