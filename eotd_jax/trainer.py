@@ -167,7 +167,7 @@ def prepare(config: ConfigDict, workdir: str) -> Run:
     compiles nothing and reads no weights."""
     check_requirements(config)
     try:
-        mesh = make_mesh(tuple(config.mesh.shape))
+        mesh = make_mesh(tuple(config.mesh.shape), dcn_shape=tuple(config.mesh.dcn_shape))
     except ValueError as error:
         raise ConfigError(f"config.mesh.shape: {error}") from None
     data_parallel = data_parallel_size(mesh)
