@@ -3,7 +3,8 @@
 `eotd_jax.aot` turns them into a communication time at the chip's interconnect
 bandwidth, beside the FLOP time. XLA's cost analysis has no such count, and it
 counts a loop body once: here a collective inside a scanned layer counts once
-per layer (the while loop's trip count, from its condition and its counter's step).
+per layer (the while loop's trip count: XLA:GPU's `known_trip_count`, else read
+from its condition and its counter's step).
 
 Per chip, for a group of N chips (ring algorithms; what a chip must take in):
 all-gather of a B-byte result, B (N-1)/N; reduce-scatter of a B-byte operand,
@@ -154,7 +155,10 @@ def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, flo
         called += [(name.strip().lstrip("%"), 1.0) for name in branches.group(1).split(",")]
     if instruction.op == "while":  # only the body is among `called`
         condition = re.search(r"condition=%([\w.\-]+)", line).group(1)
-        called = [(body, float(_trip_count(computations[condition], computations[body]))) for body, _ in called]
+        known = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)  # XLA:GPU states it
+        called = [(body, float(known.group(1)) if known else float(_trip_count(computations[condition],
+                                                                                computations[body])))
+                  for body, _ in called]
     return called
 
 
