@@ -234,10 +234,11 @@ def test_dot_product_attention_matches_the_explicit_softmax_and_the_dropout_path
     q, k, v = (rng.normal(size=shape).astype(np.float32) for shape in ((2, 5, 4, 16), (2, 7, 4, 16), (2, 7, 4, 16)))
     mask = rng.random((2, 1, 5, 7)) > 0.3
     mask[1, 0, 2] = False  # a query that sees nothing (a padding position): uniform weights, no NaN
-    bias = (rng.normal(size=(1, 4, 5, 7)) + np.where(mask, 0.0, -1e9)).astype(np.float32)  # position bias + mask
+    position = rng.normal(size=(1, 4, 5, 7))
+    bias = (position + np.where(mask, 0.0, -1e9)).astype(np.float32)  # T5's position bias plus the mask
     fused = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), None))
     dropout_path = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), jax.random.key(1)))
-    scores = np.einsum("bthd,bshd->bhts", q, k, dtype=np.float64) + bias
+    scores = np.where(mask, np.einsum("bthd,bshd->bhts", q, k, dtype=np.float64) + position, -1e9)
     weights = np.exp(scores - scores.max(-1, keepdims=True))
     weights /= weights.sum(-1, keepdims=True)
     context = np.einsum("bhts,bshd->bthd", weights, v.astype(np.float64)).reshape(2, 5, 64)
