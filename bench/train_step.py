@@ -5,7 +5,7 @@
 
 Both sides: forward, cross-entropy over the targets, backward, AdamW update,
 on the same random batch; best of `--repeats` timed steps after warm-up.
-It also prints the step's matmul FLOPs (`eotd_jax.planning.plan.matmul_flops`) and the machine's dense
+It also prints the step's matmul FLOPs (`eotd_jax.planning.flops.matmul_flops`) and the machine's dense
 fp32 matmul rate in both frameworks, which bound what any implementation of
 this step can reach here.
 """
@@ -28,7 +28,7 @@ from flax import nnx
 from eotd_jax.model.config import get_config
 from eotd_jax.model.hf_io import config_to_hf
 from eotd_jax.model.t5 import T5, shift_right
-from eotd_jax.planning.plan import matmul_flops
+from eotd_jax.planning.flops import matmul_flops
 
 _MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
 _BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")

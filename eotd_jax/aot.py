@@ -11,8 +11,10 @@ the CUDA plugin instead, no GPU). Printed per chip: argument, temporary and
 total bytes against the chip's HBM, whether it fits, the train step's matmul
 FLOPs (`matmul_flops`), the step time at 100% and 50% of peak, and the bytes the
 step's collectives move into each chip (`eotd_jax.planning.collectives`) with their time at
-the chip's full interconnect bandwidth. Exit status 1 when a step does not fit, 2 on
-a bad config or topology.
+the chip's full interconnect bandwidth. On several slices or nodes (`2xv5e-16`,
+`h100-2x8`) the train step is planned in both layouts across them, data parallel and
+FSDP, side by side, with the collectives between them at the slower network's
+bandwidth. Exit status 1 when a step does not fit, 2 on a bad config or topology.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ from eotd_jax.planning.plan import (
 )
 from eotd_jax.trainer import ConfigError
 
+# The two layouts of a slices-or-nodes job that the plan compares (config.mesh.dcn_shape); mesh.shape within each.
+DCN_LAYOUTS = {"data parallel across": (-1, 1, 1), "FSDP across": (1, -1, 1)}
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "a shipped config by name (quickstart, "
                                           "paper:codet5-large,etd, default) or a config file's path[:arguments]",
                                           lock_config=True)
-_TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4) "
-                                "or h100-<N> GPUs (needs the CUDA plugin)")
+_TOPOLOGY = flags.DEFINE_string("topology", None, "a TPU slice (v4-8, v5e-16, v5p-8, ... or raw v5e:4x4), "
+                                "N of them (2xv5e-16), or h100-<N> / h100-<nodes>x<N> GPUs (needs the CUDA plugin)")
 _FIND_BATCH = flags.DEFINE_bool("find_batch", False, "search the largest train.per_device_batch_size that fits, "
                                 "with and without remat, starting from the config's (several compiles)")
 _MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "--find_batch: the largest per-device batch tried")
@@ -97,6 +102,17 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
               f"largest per-device batch that fits: {found[False]} without remat, {found[True]} with remat",
               flush=True)
         status = 0 if max(found.values()) > 0 else 1
+    elif slice_.granules > 1:
+        plans = {name: train_planner(with_settings(config, dcn_shape=shape)) for name, shape in DCN_LAYOUTS.items()}
+        for plan in plans.values():
+            report(plan)
+        seconds = {name: record(plan, facts, slice_)["collective_seconds"] for name, plan in plans.items()
+                   if plan.fits}
+        if not _JSON.value and seconds:
+            print(f"across the {slice_.granules} slices or nodes: " + "; ".join(
+                f"{name} {value * 1e3:.1f} ms of collectives" for name, value in seconds.items())
+                + f"; the lower: {min(seconds, key=seconds.get)}", flush=True)
+        status = 0 if all(plan.fits for plan in plans.values()) else 1
     else:
         plan = train_planner(config)
         report(plan)

@@ -9,7 +9,9 @@ GKE TPU job (TPU_WORKER_HOSTNAMES / TPU_PROCESS_ADDRESSES, TPU_WORKER_ID), a Clo
 host has TPU chips; the metadata server lists the workers), or one process and no initialize at all. Every
 value is resolved here and passed explicitly with JAX's own detection off, because JAX's detection gives each
 SLURM process one GPU whatever the tasks per node, and only recognises a TPU VM once libtpu has found chips;
-so each process logs what it joined, and the tests fake each environment on a CPU.
+so each process logs what it joined, and the tests fake each environment on a CPU. A SLURM process passes its
+node's number as JAX's partition index: the GPUs of a node share a `slice_index`, which `sharding.make_mesh`
+lays out across nodes (InfiniBand) apart from within one (NVLink).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Cluster:
     num_processes: int
     process_id: int
     local_device_ids: tuple[int, ...] | None  # None: every device this process sees
+    partition_index: int | None = None  # a SLURM node's number: its GPUs' slice_index, the granule of make_mesh
 
 
 def first_slurm_host(node_list: str) -> str:
@@ -102,7 +105,7 @@ def slurm_cluster(environ: Mapping[str, str]) -> Cluster | None:
     port = environ.get("JAX_COORDINATOR_PORT") or str(int(environ["SLURM_JOB_ID"]) % 2**12 + 65536 - 2**12)
     host = first_slurm_host(environ.get("SLURM_STEP_NODELIST") or environ["SLURM_JOB_NODELIST"])
     return Cluster("slurm", f"{host}:{port}", int(environ["SLURM_NTASKS"]), int(environ["SLURM_PROCID"]),
-                   slurm_local_device_ids(environ))
+                   slurm_local_device_ids(environ), int(environ.get("SLURM_NODEID", 0)))
 
 
 def tpu_cluster(environment: str, hosts: list[str], worker_id: int, value: Callable[[str], str | None],
@@ -206,7 +209,7 @@ def initialize(cluster: Cluster | None) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes (tests) need it; others ignore it
     jax.distributed.initialize(cluster.coordinator_address, cluster.num_processes, cluster.process_id,
                                list(cluster.local_device_ids) if cluster.local_device_ids is not None else None,
-                               cluster_detection_method="deactivate")
+                               cluster_detection_method="deactivate", partition_index=cluster.partition_index)
 
 
 def initialize_from_flags() -> Cluster | None:
@@ -235,7 +238,8 @@ def main(argv):
                       "local_device_ids": list(cluster.local_device_ids or []) if cluster else [],
                       "process_index": jax.process_index(), "process_count": jax.process_count(),
                       "local_devices": [d.id for d in jax.local_devices()], "device_count": jax.device_count(),
-                      "platform": jax.default_backend(), "all_process_indices": [int(i) for i in indices]})
+                      "platform": jax.default_backend(), "all_process_indices": [int(i) for i in indices],
+                      "usable_cpus": len(os.sched_getaffinity(0))})
     sys.stdout.write(view + "\n")
     sys.stdout.flush()
 

@@ -31,9 +31,11 @@ def learning_rate_schedule(train: ConfigDict) -> optax.Schedule:
 
 
 def make_optimizer(train: ConfigDict) -> optax.GradientTransformation:
-    """One optimizer step per `train.grad_accum_steps` micro-batches (optax.MultiSteps)."""
+    """One optimizer step per `train.grad_accum_steps` micro-batches (optax.MultiSteps); gradients clipped to
+    global norm `train.max_grad_norm` unless it is 0 (`clip_by_global_norm(0)` would zero every gradient)."""
+    clip = [optax.clip_by_global_norm(train.max_grad_norm)] if train.max_grad_norm > 0 else []
     optimizer = optax.chain(
-        optax.clip_by_global_norm(train.max_grad_norm),
+        *clip,
         optax.adamw(learning_rate_schedule(train), b1=train.adam_b1, b2=train.adam_b2, eps=1e-8,
                     weight_decay=train.weight_decay),
     )

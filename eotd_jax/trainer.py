@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 import time
 
 import jax
@@ -39,6 +40,7 @@ from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mes
 from eotd_jax.model.t5 import shift_right
 from eotd_jax.optim import learning_rate_schedule, make_optimizer
 from eotd_jax.preemption import Preempted, Preemption
+from eotd_jax.step_log import Profile, StepLog, step_flops
 from eotd_jax.summaries import ScalarWriter
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
@@ -167,7 +169,7 @@ def prepare(config: ConfigDict, workdir: str) -> Run:
     compiles nothing and reads no weights."""
     check_requirements(config)
     try:
-        mesh = make_mesh(tuple(config.mesh.shape))
+        mesh = make_mesh(tuple(config.mesh.shape), dcn_shape=tuple(config.mesh.dcn_shape))
     except ValueError as error:
         raise ConfigError(f"config.mesh.shape: {error}") from None
     data_parallel = data_parallel_size(mesh)
@@ -250,15 +252,6 @@ def count_params(params) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 
-def peak_flops_per_device(config: ConfigDict) -> float:
-    """Peak dense bf16 FLOP/s of one device, for the MFU estimate (0 when unknown)."""
-    if config.train.peak_flops_per_device:
-        return config.train.peak_flops_per_device
-    kind = jax.devices()[0].device_kind.lower()
-    table = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "v5p": 459e12, "v5 lite": 197e12, "v4": 275e12}
-    return next((flops for name, flops in table.items() if name in kind), 0.0)
-
-
 def use_compilation_cache(config: ConfigDict, workdir: str) -> None:
     """JAX's persistent compilation cache at `compilation_cache_dir` ({workdir} replaced); empty: left as is."""
     directory = config.compilation_cache_dir.replace("{workdir}", workdir)
@@ -324,7 +317,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
                              run.param_shardings, run.mesh)
     optimizer, shapes, state_shardings = jitted.optimizer, jitted.state_shapes, jitted.state_shardings
     step_fn, batch_spec = jitted.fn, jitted.batch_sharding
-    params_shape, opt_shardings = shapes["params"], state_shardings["opt_state"]
+    opt_shardings = state_shardings["opt_state"]
     replicated = state_shardings["step"]
 
     manager = checkpoints.make_manager(workdir, config.checkpoint.keep, config.checkpoint.keep_best,
@@ -341,38 +334,47 @@ def train(config: ConfigDict, workdir: str) -> dict:
     start = int(state["step"])
 
     writer = _summary_writer(workdir)
-    flops_per_token = 6 * count_params(params_shape)
-    peak = peak_flops_per_device(config) * jax.device_count()
+    step_log = None  # built at the first step, from the step traced on its arguments
+    profile = Profile(config.profile_steps, workdir)
     config_dict = json.loads(config.to_json_best_effort())
     last = {}
     pool = SandboxPool(num_workers=config.eval.workers or None) if run.eval_problems else None
     bar = tqdm(total=config.train.steps, initial=start, desc="training", unit="step",
-               disable=jax.process_index() != 0 or not config.progress)
-    window_start, window_tokens = time.perf_counter(), 0.0
+               disable=jax.process_index() != 0 or not config.progress or not sys.stderr.isatty())
+    window_start, window_tokens, window_steps = time.perf_counter(), 0.0, 0
     step = start
     preemption = Preemption()
     try:
         while step < config.train.steps:
             local = next(run.batches)
             batch = {k: jax.make_array_from_process_local_data(batch_spec, v) for k, v in local.items()}
+            if step_log is None:
+                step_log = StepLog.for_devices(step_flops(step_fn.trace(state, batch)),
+                                               config.train.peak_flops_per_device, config.train.steps, jax.devices())
+            profile.before_step(step + 1)
             state, metrics = step_fn(state, batch)
             step += 1
+            profile.after_step(step, state)
             bar.update(1)
+            window_steps += 1
             window_tokens += float(np.sum(local["target_segments"] > 0) + np.sum(local["input_segments"] > 0)) \
                 * jax.process_count()
-            if step % config.log_every_steps == 0 or step == config.train.steps:
+            logged = None
+            if step == start + 1 and step != config.train.steps:  # the first step compiled: time the rest
+                jax.block_until_ready(metrics)
+                window_start, window_tokens, window_steps = time.perf_counter(), 0.0, 0
+            elif step % config.log_every_steps == 0 or step == config.train.steps:
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 seconds = time.perf_counter() - window_start
-                steps_in_window = config.log_every_steps if step % config.log_every_steps == 0 else 1
                 updates = max(step // config.train.grad_accum_steps, 1)  # the schedule counts optimizer updates
                 metrics.update(learning_rate=float(schedule(updates - 1)), tokens_per_second=window_tokens / seconds,
-                               step_seconds=seconds / steps_in_window)
-                if peak:
-                    metrics["mfu"] = flops_per_token * window_tokens / seconds / peak
-                last = {"step": step, **metrics}
+                               step_seconds=seconds / window_steps)
+                if step_log.mfu(metrics["step_seconds"]) is not None:
+                    metrics["mfu"] = step_log.mfu(metrics["step_seconds"])
+                last = logged = {"step": step, **metrics}
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['learning_rate']:.2e}", refresh=False)
                 _write_scalars(writer, step, metrics)
-                window_start, window_tokens = time.perf_counter(), 0.0
+                window_start, window_tokens, window_steps = time.perf_counter(), 0.0, 0
             eval_metrics = None
             try:
                 if (not preemption.reached() and run.eval_problems
@@ -383,6 +385,8 @@ def train(config: ConfigDict, workdir: str) -> dict:
                     logging.warning("step %d: held-out ETD accuracy %.4f", step, eval_metrics["accuracy"])
             except Preempted:  # this step's eval is dropped; its checkpoint carries no accuracy
                 pass
+            if logged and jax.process_index() == 0:
+                logging.warning("%s", step_log.line(step, {**logged, **(eval_metrics or {})}))
             if preemption.stopping:
                 logging.warning("SIGTERM: saving step %d before exiting", step)
             if preemption.stopping or step % config.checkpoint.every_steps == 0 or step == config.train.steps:
@@ -393,6 +397,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 break
     finally:
         preemption.close()
+        profile.close()
         bar.close()
         if pool is not None:
             pool.close()

@@ -18,7 +18,8 @@ from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, make_mesh, param_shardings
 from eotd_jax.planning import slices
 from eotd_jax.planning.collectives import collective_bytes
-from eotd_jax.planning.plan import Plan, describe, find_batch, matmul_flops, record
+from eotd_jax.planning.flops import matmul_flops
+from eotd_jax.planning.plan import Plan, describe, find_batch, record
 
 TINY = ["--config=default", "--config.model=t5-tiny", "--config.data.source_length=128",
         "--config.data.target_length=64", "--config.eval.batch_size=8", "--config.eval.max_new_tokens=16"]
@@ -172,3 +173,42 @@ def test_missing_libtpu_is_named(monkeypatch):
     monkeypatch.setattr(slices.importlib.util, "find_spec", lambda name: None if name == "libtpu" else real(name))
     with pytest.raises(slices.SliceError, match=r"libtpu is not installed.*pip install -e '\.\[tpu\]'"):
         slices.load("v5e-16")
+
+
+def test_the_hybrid_mesh_puts_the_outer_axis_across_slices_and_only_its_collectives_cross():
+    """Two compile-only v5e:2x2 slices (libtpu numbers their devices' slice_index): the default mesh.dcn_shape puts
+    `data` across the slices and FSDP within each, so the step's weight gathers stay inside a slice and only the
+    gradients' reduction crosses; FSDP across the slices gathers weights over the slow network too."""
+    two = slices.load("2xv5e:2x2")
+    assert two.granules == 2 and two.chips == 8 and sorted({d.slice_index for d in two.devices}) == [0, 1]
+    model = tiny_model()
+    crossing = {}
+    for name, dcn_shape in (("data", (-1, 1, 1)), ("fsdp", (1, -1, 1))):
+        mesh = make_mesh((1, -1, 1), two.devices, dcn_shape)
+        hlo = tiny_train_step(model, mesh, 16, 64, 32).lower().compile().as_text()
+        across = [d.slice_index for d in mesh.devices.flat]
+        crossing[name] = collective_bytes(hlo, 8, across), collective_bytes(hlo, 8)
+        if name == "data":
+            assert dict(mesh.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
+            assert [{d.slice_index for d in row.flat} for row in mesh.devices] == [{0}, {1}]
+        else:
+            assert dict(mesh.shape) == {"data": 1, "fsdp": 8, "tensor": 1}
+            assert [d.slice_index for d in mesh.devices.flat] == [0] * 4 + [1] * 4  # the outer factor of fsdp
+    (data_dcn, data_all), (fsdp_dcn, _) = crossing["data"], crossing["fsdp"]
+    assert data_all["all-gather"] > 0 and "all-gather" not in data_dcn, crossing
+    assert 0 < sum(data_dcn.values()) < sum(data_all.values())
+    assert fsdp_dcn.get("all-gather", 0) > 0 and sum(fsdp_dcn.values()) > sum(data_dcn.values()), crossing
+
+
+def test_aot_plans_both_layouts_across_slices_side_by_side(v5e_2x2):
+    result = python_module("eotd_jax.aot", *TINY, "--topology=2xv5e:2x2", "--config.mesh.shape=(1,-1,1)",
+                           "--config.train.per_device_batch_size=2", "--decode=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    train = [line for line in lines if line.startswith("train step")]
+    assert len(train) == 2 and "dcn_shape [-1, 1, 1]" in train[0] and "dcn_shape [1, -1, 1]" in train[1], lines
+    between = [line for line in lines if "of it between slices or nodes" in line]
+    assert len(between) == 2 and "0.00 GiB/s" not in between[0]
+    summary = lines[-1]
+    assert summary.startswith("across the 2 slices or nodes: data parallel across ") and \
+        summary.endswith("the lower: data parallel across"), summary

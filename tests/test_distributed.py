@@ -45,6 +45,7 @@ def test_slurm_one_task_per_gpu_every_task_seeing_the_node():
     assert [c.process_id for c in clusters] == list(range(16))
     assert {c.num_processes for c in clusters} == {16}
     assert [c.local_device_ids for c in clusters] == [(i % 8,) for i in range(16)]
+    assert [c.partition_index for c in clusters] == [0] * 8 + [1] * 8  # a node's GPUs share a slice index
 
 
 def test_slurm_gpus_bound_per_task_are_used_whole():
@@ -58,7 +59,7 @@ def test_slurm_gpus_bound_per_task_are_used_whole():
 def test_slurm_one_task_per_node_uses_all_its_gpus():
     """JAX's own detection would give this task [SLURM_LOCALID] = [0]: 2 of 16 GPUs."""
     cluster = resolve(environ=_slurm(1, 1, CUDA_VISIBLE_DEVICES="0,1,2,3,4,5,6,7"), **NO_TPU)
-    assert cluster == Cluster("slurm", f"gpu017:{4242 % 4096 + 61440}", 2, 1, None)
+    assert cluster == Cluster("slurm", f"gpu017:{4242 % 4096 + 61440}", 2, 1, None, partition_index=1)
 
 
 def test_slurm_several_gpus_per_task_are_split_by_local_id():
@@ -70,7 +71,7 @@ def test_slurm_several_gpus_per_task_are_split_by_local_id():
 
 def test_jax_local_device_ids_and_the_coordinator_port_override_slurm():
     environ = _slurm(2, 8, JAX_LOCAL_DEVICE_IDS="6,7", JAX_COORDINATOR_PORT="5555")
-    assert resolve(environ=environ, **NO_TPU) == Cluster("slurm", "gpu017:5555", 16, 2, (6, 7))
+    assert resolve(environ=environ, **NO_TPU) == Cluster("slurm", "gpu017:5555", 16, 2, (6, 7), partition_index=0)
     assert resolve(environ=_slurm(2, 8), local_device_ids=["1"], **NO_TPU).local_device_ids == (1,)
 
 
@@ -138,7 +139,8 @@ def test_initialize_passes_every_value_and_turns_jax_detection_off(monkeypatch):
     monkeypatch.setattr(jax.config, "update", lambda *args: None)
     distributed.initialize(None)
     assert received == []
-    distributed.initialize(Cluster("slurm", "gpu017:62602", 16, 9, (1,)))
+    distributed.initialize(Cluster("slurm", "gpu017:62602", 16, 9, (1,), partition_index=1))
     distributed.initialize(Cluster("gce_tpu", "w0:8482", 4, 2, None))
-    assert received == [(("gpu017:62602", 16, 9, [1]), {"cluster_detection_method": "deactivate"}),
-                        (("w0:8482", 4, 2, None), {"cluster_detection_method": "deactivate"})]
+    off = {"cluster_detection_method": "deactivate"}
+    assert received == [(("gpu017:62602", 16, 9, [1]), {**off, "partition_index": 1}),
+                        (("w0:8482", 4, 2, None), {**off, "partition_index": None})]

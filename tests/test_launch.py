@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -218,6 +219,9 @@ def test_slurm_check_runs_one_process_per_gpu(tmp_path, nodes, gpus_per_node):
         assert view["environment"] == "slurm" and view["process_count"] == 2 and view["all_process_indices"] == [0, 1]
         # One GPU each: the one of its local id where both tasks share a node, every GPU of its node otherwise.
         assert view["local_device_ids"] == ([index] if gpus_per_node > 1 else [])
+        # The batch job's 12 CPUs a task reach each task (srun >= 22.05 does not pass them on by itself): all of
+        # this host's, where it has fewer; one without SRUN_CPUS_PER_TASK.
+        assert view["usable_cpus"] == min(12, len(os.sched_getaffinity(0))) > 1, view
 
 
 def test_fake_srun_passes_on_each_tasks_output_in_whole_lines_as_srun_does(tmp_path):
@@ -238,3 +242,30 @@ def test_launch_scripts_are_shellcheck_clean():
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run(["shellcheck", *SCRIPTS], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_every_xla_flag_the_gpu_launch_sets_is_one_the_installed_jaxlib_parses():
+    """The flags come from eotd_jax.gpu_flags, filtered by the jaxlib's own parser (which aborts a process on an
+    unknown flag); the launch files set none of their own. The memory fraction is the planner's."""
+    import shlex
+
+    from eotd_jax import gpu_flags
+    from eotd_jax.planning import slices
+
+    literal = [flag for path in (ROOT / "launch").iterdir() for flag in re.findall(r"--xla_\w+", path.read_text())]
+    assert literal == [], literal
+    result = subprocess.run([sys.executable, "-m", "eotd_jax.gpu_flags"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env=cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
+    assert result.returncode == 0, result.stderr
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in result.stdout.splitlines())
+    flags = exported["XLA_FLAGS"].split()
+    assert flags[0] == "--xla_force_host_platform_device_count=2"  # the caller's come first
+    assert "--xla_gpu_enable_while_loop_double_buffering=true" in flags
+    assert "--xla_gpu_enable_latency_hiding_scheduler=true" in flags
+    parsed = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True, text=True,
+                            timeout=300, env=cpu_env({"XLA_FLAGS": " ".join(flags)}))
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert float(exported["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == slices.GPU_MEMORY_FRACTION
+    assert slices.CHIPS["h100"].hbm_bytes == int(slices.GPU_MEMORY_FRACTION * 84929347584)
+    bogus = "--xla_gpu_enable_pipelined_everything=true"
+    assert gpu_flags.known([bogus, flags[1]]) == ([flags[1]], [bogus])

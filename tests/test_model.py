@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 from eotd_jax.model.config import CONFIGS, get_config
-from eotd_jax.model.decoding import beam_search, greedy, sample
+from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.hf_io import CheckpointError, export_hf, import_hf
 from eotd_jax.model.t5 import T5
 
@@ -57,7 +57,12 @@ def _hf_logits(model, ids, mask, decoder_ids):
 
 
 def _our_logits(model, ids, mask, decoder_ids):
-    return np.asarray(model(jnp.asarray(ids), jnp.asarray(mask, bool), jnp.asarray(decoder_ids)))
+    """Logits over the real vocabulary; the padding ids' (up to a multiple of 128) are checked masked."""
+    logits = np.asarray(model(jnp.asarray(ids), jnp.asarray(mask, bool), jnp.asarray(decoder_ids)))
+    config = model.config
+    assert logits.shape[-1] == config.padded_vocab_size and config.padded_vocab_size % 128 == 0
+    assert np.all(logits[..., config.vocab_size:] <= -1e9)
+    return logits[..., :config.vocab_size]
 
 
 @pytest.mark.parametrize("scan_layers", [True, False])
@@ -90,19 +95,6 @@ def test_greedy_decoding_gives_hf_generate_token_ids(tmp_path, variant):
     expected = np.pad(expected, ((0, 0), (0, 16 - expected.shape[1])))
     assert (got == eos).any() and len({tuple(row) for row in got}) >= 2
     np.testing.assert_array_equal(got, expected)
-
-
-def test_beam_search_matches_hf_and_one_beam_is_greedy(tmp_path):
-    hf = _hf_model("v1_0", tmp_path)
-    _, ours = import_hf(str(tmp_path))
-    ids, mask, _ = _batch()
-    with torch.no_grad():
-        expected = hf.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=10,
-                               do_sample=False, num_beams=3, early_stopping=True).numpy()[:, 1:]
-    got = np.asarray(beam_search(ours, jnp.asarray(ids), jnp.asarray(mask, bool), 10, num_beams=3))
-    np.testing.assert_array_equal(got[:, : expected.shape[1]], expected)
-    np.testing.assert_array_equal(np.asarray(beam_search(ours, jnp.asarray(ids), jnp.asarray(mask, bool), 10, 1)),
-                                  np.asarray(greedy(ours, jnp.asarray(ids), jnp.asarray(mask, bool), 10)))
 
 
 def test_sampling_is_seeded_and_tends_to_greedy():
@@ -207,3 +199,50 @@ def test_packed_rows_give_the_same_logits_as_separate_examples():
                               target_segments))[0]
     np.testing.assert_allclose(logits[:4], separate[0], atol=1e-5)
     np.testing.assert_allclose(logits[4:10], separate[1], atol=1e-5)
+
+
+def test_the_vocabulary_is_padded_to_128_and_hf_import_pads_and_export_strips(tmp_path):
+    assert get_config("codet5-large").padded_vocab_size == 32128 and get_config("t5-small").padded_vocab_size == 32128
+    _hf_model("v1_1", tmp_path / "hf")  # 300 ids, an untied LM head
+    config, ours = import_hf(str(tmp_path / "hf"))
+    embedding, head = np.asarray(ours.embedding[...]), np.asarray(ours.lm_head[...])
+    assert config.vocab_size == 300 and embedding.shape == (384, 64) and head.shape == (64, 384)
+    assert not embedding[300:].any() and not head[:, 300:].any() and embedding[:300].any()
+    export_hf(ours, str(tmp_path / "exported"))
+    exported = transformers.T5ForConditionalGeneration.from_pretrained(str(tmp_path / "exported"))
+    assert exported.config.vocab_size == 300 and tuple(exported.shared.weight.shape) == (300, 64)
+    assert tuple(exported.lm_head.weight.shape) == (300, 64)
+
+
+def test_padding_ids_are_never_decoded_even_when_their_weights_win():
+    """Padding rows set to dominate the logits: greedy and sampling still pick real ids."""
+    model = T5(get_config("t5-tiny-v1_1", dropout_rate=0.0), nnx.Rngs(1))
+    model.lm_head.set_value(model.lm_head[...].at[:, 260:].set(50.0))
+    ids, mask = jnp.asarray(_batch()[0] % 260), jnp.asarray(_batch()[1], bool)
+    assert int(greedy(model, ids, mask, 6).max()) < 260
+    assert int(sample(model, ids, mask, 6, jax.random.key(0), 1.0, 1.0).max()) < 260
+
+
+def test_dot_product_attention_matches_the_explicit_softmax_and_the_dropout_path():
+    """Attention through jax.nn.dot_product_attention (no dropout) against a float64 NumPy reference of T5's
+    unscaled, biased, masked softmax; and the dropout path (its own einsums) with nothing dropped against it."""
+    from eotd_jax.model.t5 import Attention
+
+    config = get_config("t5-tiny", dropout_rate=0.001)  # rounds to 0/256 dropped: the dropout path keeps all
+    attention = Attention(config, nnx.Rngs(0), layers=None)
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.normal(size=shape).astype(np.float32) for shape in ((2, 5, 4, 16), (2, 7, 4, 16), (2, 7, 4, 16)))
+    mask = rng.random((2, 1, 5, 7)) > 0.3
+    mask[1, 0, 2] = False  # a query that sees nothing (a padding position): uniform weights, no NaN
+    position = rng.normal(size=(1, 4, 5, 7))
+    bias = (position + np.where(mask, 0.0, -1e9)).astype(np.float32)  # T5's position bias plus the mask
+    fused = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), None))
+    dropout_path = np.asarray(attention.attend(*map(jnp.asarray, (q, k, v, bias)), jax.random.key(1)))
+    scores = np.where(mask, np.einsum("bthd,bshd->bhts", q, k, dtype=np.float64) + position, -1e9)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    context = np.einsum("bhts,bshd->bthd", weights, v.astype(np.float64)).reshape(2, 5, 64)
+    reference = context @ np.asarray(attention.out[...], np.float64).reshape(64, -1)
+    assert np.isfinite(fused).all()
+    np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dropout_path, reference, rtol=1e-4, atol=1e-5)

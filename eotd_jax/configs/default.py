@@ -35,8 +35,11 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("input.selectors", SELECTORS, "per thought (cot, pot, eot), the text telling the student which thought to "
                                    "write; the defaults are the paper's released ETD student's. Saved with every "
                                    "checkpoint; the eval binary reads them back"),
-    ("progress", True, "show a progress bar"),
-    ("log_every_steps", 25, "console and TensorBoard metrics every N steps"),
+    ("progress", True, "show a progress bar when the output is a terminal"),
+    ("log_every_steps", 25, "every N steps process 0 logs one line (step, loss, learning rate, step time, real "
+                            "tokens/s, MFU, held-out accuracy when there is one) and writes TensorBoard scalars"),
+    ("profile_steps", "", "A,B: a jax.profiler trace of training steps A to B (counted from 1) in "
+                          "{workdir}/profile, for TensorBoard's profile tab or XProf; empty: off"),
     ("compilation_cache_dir", "{workdir}/compilation_cache", "JAX's persistent compilation cache, so a restart "
                                                              "skips compiling; {workdir} is --workdir; empty: off"),
 
@@ -48,7 +51,11 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("data.source_length", 512, "tokens per packed encoder row (several questions share a row)"),
     ("data.target_length", 128, "tokens per packed decoder row"),
 
-    ("mesh.shape", (-1, 1, 1), "device mesh (data, fsdp, tensor); -1 takes all remaining devices"),
+    ("mesh.shape", (-1, 1, 1), "device mesh within one TPU slice or GPU node (data, fsdp, tensor); -1 takes all "
+                               "remaining devices"),
+    ("mesh.dcn_shape", (-1, 1, 1), "the slices (multislice TPU) or nodes (SLURM) over the same axes, the slower "
+                                   "network's factor of each; -1 takes all remaining. Default: data parallel across "
+                                   "them (gradients cross once a step), mesh.shape within each"),
 
     ("train.batch_size", 16, "packed rows per training step, over all devices and processes (the global batch)"),
     ("train.per_device_batch_size", 0, "when > 0, the global batch is this many rows per data-parallel device "
@@ -65,7 +72,8 @@ FIELDS: tuple[tuple[str, object, str], ...] = (
     ("train.grad_accum_steps", 1, "training steps (micro-batches) accumulated into one optimizer update; "
                                   "divides train.steps"),
     ("train.seed", 0, "seed for init, data order and dropout"),
-    ("train.peak_flops_per_device", 0.0, "for the MFU metric; 0: look up the device kind (CPU: no MFU)"),
+    ("train.peak_flops_per_device", 0.0, "dense bf16 FLOP/s of one device for MFU; 0: the chip table of "
+                                         "eotd_jax/planning/slices.py by JAX's device kind (none for the CPU)"),
 
     ("eval.every_steps", 100, "held-out ETD eval every N steps (the eval binary's code); 0: off. A multiple "
                               "of checkpoint.every_steps when checkpoint.keep_best > 0"),

@@ -36,7 +36,11 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     # with a 32k byte-level BPE, docs/benchmarks.md); 256 / 256 rows would be 22.6% padding.
     config.data.source_length = 512
     config.data.target_length = 320
-    config.mesh.shape = (1, -1, 1)  # FSDP over all devices; set tensor > 1 for large models on many chips
+    # FSDP over a slice's or node's devices; across slices or nodes (SLURM's 2 x 8 H100) data parallelism, the
+    # default mesh.dcn_shape: the weights stay on NVLink / ICI and only the gradients cross the slower network once a
+    # step (python -m eotd_jax.aot --topology=h100-2x8 plans both layouts). Set tensor > 1 for large models on many
+    # chips.
+    config.mesh.shape = (1, -1, 1)
     # One global batch on every slice, so a run's optimisation does not depend on the slice it ran on: 64 packed
     # rows (about 450 examples) a step, 16 rows a chip on 4 chips (v4-8, v5p-8), 8 on v5e-8, 4 on v5e-16, 2 on 32
     # chips. Planned with `python -m eotd_jax.aot` (docs/benchmarks.md, issue 12): without remat a v5e chip holds

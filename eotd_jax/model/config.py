@@ -12,6 +12,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+VOCAB_MULTIPLE = 128
+
 
 @dataclasses.dataclass(frozen=True)
 class T5Config:
@@ -37,6 +39,10 @@ class T5Config:
     # lax.scan over the stacked layers: XLA compiles one layer, not 24 (TPU compiles several-fold faster);
     # False unrolls them, which lets XLA schedule across layers (a tiny model's CPU step is ~10% faster)
     scan_layers: bool = True
+    # jax.nn.dot_product_attention's implementation: "xla" (every platform), or "cudnn" (cuDNN's fused kernel on
+    # NVIDIA GPUs, bfloat16 / float16; attention-probability dropout still runs through XLA, which the fused call
+    # does not offer)
+    attention: str = "xla"
 
     def __post_init__(self):
         if self.feed_forward_proj not in ("relu", "gated-gelu"):
@@ -44,10 +50,18 @@ class T5Config:
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in ("float32", "bfloat16", "float16"):
                 raise ValueError(f"{name} must be float32, bfloat16 or float16, not {getattr(self, name)!r}")
+        if self.attention not in ("xla", "cudnn"):
+            raise ValueError(f"attention must be 'xla' or 'cudnn', not {self.attention!r}")
 
     @property
     def gated(self) -> bool:
         return self.feed_forward_proj == "gated-gelu"
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """The embedding's and LM head's rows: `vocab_size` rounded up to a multiple of 128, the width matmul units
+        tile (32,100 CodeT5 ids: 32,128). The extra ids' logits are masked; HF import pads, export strips."""
+        return -(-self.vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
 
     @property
     def compute_dtype(self):

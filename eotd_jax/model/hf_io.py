@@ -5,7 +5,8 @@ safetensors index, or `pytorch_model.bin` when torch is installed) of a
 `T5ForConditionalGeneration` (T5, Flan-T5, CodeT5, CodeT5+) and returns our
 config and model. `export_hf(model, dir)` writes the same files back, so a
 trained student can be loaded by `transformers` as is. Torch `Linear` weights
-are (out, in); ours are (in, out), with attention split into (embed, heads, kv).
+are (out, in); ours are (in, out), with attention split into (embed, heads, kv). Our embedding and
+LM head have `T5Config.padded_vocab_size` rows: import pads them with zeros, export strips them.
 """
 
 from __future__ import annotations
@@ -107,6 +108,19 @@ def _to_theirs(array: np.ndarray, layout: str) -> np.ndarray:
     return array.reshape(-1, array.shape[-1]).T
 
 
+_VOCAB_AXIS = {("embedding",): 0, ("lm_head",): 1}  # our parameters with a (padded) vocabulary axis
+
+
+def _vocab_padding(path: tuple, config: T5Config) -> list[tuple[int, int]] | None:
+    """np.pad widths from the real vocabulary to the padded one, for a parameter with a vocabulary axis."""
+    axis = _VOCAB_AXIS.get(path)
+    if axis is None:
+        return None
+    widths = [(0, 0), (0, 0)]
+    widths[axis] = (0, config.padded_vocab_size - config.vocab_size)
+    return widths
+
+
 def _variable(model: T5, path: tuple) -> nnx.Param:
     node = model
     for part in path:
@@ -168,9 +182,14 @@ def _import_local(model_dir: str, **config_overrides) -> tuple[T5Config, T5]:
             continue
         value = _to_ours(np.asarray(weights[name], np.float32), layout, config)
         expected = shape if layer is None else shape[1:]
+        padding = _vocab_padding(path, config)
+        if padding:
+            expected = tuple(size - after for size, (_, after) in zip(expected, padding, strict=True))
         if value.shape != expected:
             raise CheckpointError(f"{model_dir}: {name} has shape {weights[name].shape}, config.json implies "
                                   f"{_to_theirs(np.zeros(expected), layout).shape}")
+        if padding:
+            value = np.pad(value, padding)
         if layer is None:
             values[path] = value
         else:
@@ -193,6 +212,8 @@ def export_hf(model: T5, model_dir: str) -> None:
         value = np.asarray(_variable(model, path).get_value(), np.float32)
         if layer is not None:
             value = value[layer]
+        if _vocab_padding(path, config):
+            value = np.take(value, np.arange(config.vocab_size), axis=_VOCAB_AXIS[path])
         tensors[name] = np.ascontiguousarray(_to_theirs(value, layout))
     save_file(tensors, os.path.join(model_dir, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as file:

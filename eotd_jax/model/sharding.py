@@ -4,7 +4,8 @@ Parameters carry `logical_axes` metadata (see `t5.py`); the model pins its
 activations with `constrain` (`batch`, `length`, ...; None for a replicated
 axis). The mesh has axes (`data`, `fsdp`, `tensor`): `data` replicates
 parameters, `fsdp` shards them (ZeRO-3 style) and the batch, `tensor` shards
-heads and the feed-forward width (Megatron style).
+heads and the feed-forward width (Megatron style). `make_mesh` lays them out
+on the interconnect: within a slice or node, then across slices or nodes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import math
 from collections.abc import Sequence
 
 import jax
-import numpy as np
 from flax import nnx, traverse_util
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -33,23 +34,58 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
 }
 
 
-def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A (data, fsdp, tensor) mesh; one entry may be -1 for "all remaining devices"."""
+def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None,
+              dcn_shape: Sequence[int] = (-1, 1, 1), process_is_granule: bool = False) -> Mesh:
+    """A (data, fsdp, tensor) mesh that follows the interconnect.
+
+    `shape` lays out the devices of one granule (a TPU slice, or a GPU node in a multi-node job: the devices of
+    one `slice_index`), topology-aware (`mesh_utils.create_device_mesh`); `dcn_shape` lays out the granules over
+    the slower network between them (DCN, InfiniBand), so a mesh axis of size shape[i] * dcn_shape[i] puts its
+    outer factor across granules (`mesh_utils.create_hybrid_device_mesh`). In each, one entry may be -1 for "all
+    remaining"; the default puts data parallelism, whose gradients cross once a step, across the granules.
+    `process_is_granule`: the granules are processes (the hosts of compile-only GPU devices, which have no slices).
+    """
     devices = list(devices if devices is not None else jax.devices())
+    granules = _granules(devices, "process_index" if process_is_granule else "slice_index")
+    dcn = _resolve("mesh.dcn_shape", dcn_shape, len(granules), "slices or nodes")
+    inner = _resolve("mesh.shape", shape, len(devices) // len(granules), "devices" if len(granules) == 1 else
+                     "devices in each slice or node")
+    if len(granules) == 1:
+        grid = mesh_utils.create_device_mesh(inner, devices, allow_split_physical_axes=True)
+    else:
+        grid = mesh_utils.create_hybrid_device_mesh(inner, dcn, devices, process_is_granule=process_is_granule,
+                                                    allow_split_physical_axes=True)
+    return Mesh(grid, MESH_AXES)
+
+
+def _granules(devices: Sequence[jax.Device], attribute: str) -> list[list[jax.Device]]:
+    """The devices grouped by `attribute`: `slice_index` numbers TPU slices, and GPU nodes (`eotd_jax.distributed`
+    sets it); one group where devices have none (CPU)."""
+    groups: dict[int, list[jax.Device]] = {}
+    for device in devices:
+        groups.setdefault(getattr(device, attribute, 0), []).append(device)
+    if len({len(group) for group in groups.values()}) > 1:
+        raise ValueError(f"the {len(groups)} slices or nodes hold different numbers of devices "
+                         f"({sorted(len(group) for group in groups.values())})")
+    return [groups[key] for key in sorted(groups)]
+
+
+def _resolve(name: str, shape: Sequence[int], count: int, what: str) -> tuple[int, ...]:
+    """`shape` with its -1 filled in so that it multiplies to `count`."""
     shape = list(shape)
     if len(shape) != len(MESH_AXES):
-        raise ValueError(f"mesh shape needs {len(MESH_AXES)} sizes for {MESH_AXES}, got {shape}")
+        raise ValueError(f"{name} needs {len(MESH_AXES)} sizes for {MESH_AXES}, got {shape}")
     if shape.count(-1) > 1:
-        raise ValueError(f"mesh shape {shape}: at most one size may be -1")
+        raise ValueError(f"{name} {shape}: at most one size may be -1")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
-        if len(devices) % known:
-            raise ValueError(f"mesh shape {shape} does not divide {len(devices)} devices")
-        shape[shape.index(-1)] = len(devices) // known
-    if math.prod(shape) != len(devices):
-        raise ValueError(f"mesh shape {dict(zip(MESH_AXES, shape, strict=True))} needs {math.prod(shape)} devices, "
-                         f"there are {len(devices)}")
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+        if count % known:
+            raise ValueError(f"{name} {shape} does not divide {count} {what}")
+        shape[shape.index(-1)] = count // known
+    if math.prod(shape) != count:
+        raise ValueError(f"{name} {dict(zip(MESH_AXES, shape, strict=True))} needs {math.prod(shape)} {what}, "
+                         f"there are {count}")
+    return tuple(shape)
 
 
 def logical_to_spec(axes: Sequence[str | None], mesh: Mesh, shape: Sequence[int] | None = None) -> PartitionSpec:

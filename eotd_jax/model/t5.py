@@ -27,7 +27,7 @@ from flax import nnx
 from eotd_jax.model.config import T5Config
 from eotd_jax.model.sharding import constrain
 
-_MASKED = -1e9  # additive bias for masked attention positions (softmax runs in float32)
+_MASKED = -1e9  # the score of a masked attention pair and the logit of a padding vocabulary id (float32)
 _HIDDEN = ("batch", "length", None)  # hidden states (B, L, E): rows sharded, every feature of a row on its device
 
 
@@ -87,26 +87,35 @@ class Attention(nnx.Module):
         self.value = _param(rngs, *projection, c.d_model**-0.5, dtype, layers)
         self.out = _param(rngs, (c.num_heads, c.d_kv, c.d_model), ("heads", "kv", "embed"), inner**-0.5, dtype, layers)
 
-    # Projections contract into token-major results (b, t, h, d) and then swap axes: with that dot shape
-    # XLA:CPU reads the (embed, heads, kv) kernels as they are stored, where a heads-major dot made it
-    # re-layout every kernel on every decoding step (inside the loop, so never hoisted).
+    # Queries, keys and values are token-major (B, T, H, D), the layout of jax.nn.dot_product_attention and of the
+    # decoding cache; XLA:CPU reads the (embed, heads, kv) kernels as they are stored for these dots.
     def project_query(self, x: jax.Array) -> jax.Array:
-        return jnp.swapaxes(jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype)), 1, 2)
+        return jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype))
 
     def project_key_value(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Keys and values (B,H,S,D): heads-major, so attention needs no transposes of a decoding cache."""
-        return (jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)), 1, 2),
-                jnp.swapaxes(jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)), 1, 2))
+        """Keys and values (B, S, H, D)."""
+        return (jnp.einsum("bse,ehd->bshd", x, self.key[...].astype(x.dtype)),
+                jnp.einsum("bse,ehd->bshd", x, self.value[...].astype(x.dtype)))
 
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array, key: jax.Array | None) -> jax.Array:
-        """q (B,H,T,D) over k, v (B,H,S,D) with an additive bias broadcastable to (B,H,T,S)."""
-        scores = jnp.einsum("bhtd,bhsd->bhts", q, k).astype(jnp.float32) + bias
-        weights = _dropout(jax.nn.softmax(scores, axis=-1), key, self.config)
-        weights = weights.astype(v.dtype)
-        context = jnp.einsum("bhts,bhsd->bthd", weights, v)
+        """q (B,T,H,D) over k, v (B,S,H,D) with an additive float32 bias broadcastable to (B,H,T,S): T5's position
+        bias plus `_MASKED` where a pair may not attend. Unscaled scores (T5 folds the scale into the
+        initialisation), softmax in float32.
+
+        The bias carries the mask, and the batch, on purpose: a batch-free position bias inside the scanned layers
+        makes XLA all-reduce its gradient over the batch's devices once a layer, not once a step."""
+        c = self.config
+        if key is None or c.dropout_rate == 0.0:
+            bias = bias.astype(q.dtype) if c.attention == "cudnn" else bias
+            context = jax.nn.dot_product_attention(q, k, v, bias, scale=1.0, implementation=c.attention)
+        else:  # dropout on the attention probabilities, which dot_product_attention does not offer
+            scores = jnp.einsum("bthd,bshd->bhts", q, k, preferred_element_type=jnp.float32) + bias
+            weights = _dropout(jax.nn.softmax(scores, axis=-1), key, c).astype(v.dtype)
+            context = jnp.einsum("bhts,bshd->bthd", weights, v)
         batch, length, heads, depth = context.shape
         out = self.out[...].astype(v.dtype).reshape(heads * depth, -1)
         return context.reshape(batch, length, heads * depth) @ out
+
 
 def position_bias(table: jax.Array, config: T5Config, query_positions: jax.Array, key_positions: jax.Array,
                   bidirectional: bool) -> jax.Array:
@@ -209,7 +218,7 @@ class T5(nnx.Module):
     def __init__(self, config: T5Config, rngs: nnx.Rngs):
         c = config
         self.config = config
-        self.embedding = _param(rngs, (c.vocab_size, c.d_model), ("vocab", "embed"), 1.0, c.weights_dtype)
+        self.embedding = _param(rngs, (c.padded_vocab_size, c.d_model), ("vocab", "embed"), 1.0, c.weights_dtype)
         bias_table = ((c.relative_attention_num_buckets, c.num_heads), ("buckets", "heads"), c.d_model**-0.5,
                       c.weights_dtype)
         self.encoder_relative_bias = _param(rngs, *bias_table)
@@ -219,7 +228,7 @@ class T5(nnx.Module):
         self.decoder = DecoderLayer(c, rngs, c.num_decoder_layers)
         self.decoder_norm = RMSNorm(c)
         self.lm_head = (None if c.tie_word_embeddings else
-                        _param(rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), c.d_model**-0.5,
+                        _param(rngs, (c.d_model, c.padded_vocab_size), ("embed", "vocab"), c.d_model**-0.5,
                                c.weights_dtype))
 
     def _embed(self, ids: jax.Array) -> jax.Array:
@@ -265,12 +274,15 @@ class T5(nnx.Module):
         return self.logits(_dropout(self.decoder_norm(x), keys[2], c))
 
     def logits(self, x: jax.Array) -> jax.Array:
+        """Float32 logits over the padded vocabulary; the padding ids' are `_MASKED`, so no loss, argmax or sample
+        sees them."""
         if self.lm_head is None:  # tied: T5 v1.0 rescales before reusing the embedding
             x = x * self.config.d_model**-0.5
             logits = jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype))
         else:
             logits = x @ self.lm_head[...].astype(x.dtype)
-        return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+        real = jnp.arange(self.config.padded_vocab_size) < self.config.vocab_size
+        return constrain(jnp.where(real, logits.astype(jnp.float32), _MASKED), ("batch", "length", "vocab"))
 
     def __call__(self, input_ids, input_segments, decoder_input_ids, decoder_segments=None, key=None) -> jax.Array:
         encoded = self.encode(input_ids, input_segments, key)
@@ -281,7 +293,7 @@ class T5(nnx.Module):
     def init_cache(self, encoded: jax.Array, input_mask: jax.Array, max_length: int) -> dict:
         """Cross-attention keys/values per layer and an empty self-attention cache of `max_length`."""
         c = self.config
-        empty = jnp.zeros((encoded.shape[0], c.num_heads, max_length, c.d_kv), c.compute_dtype)
+        empty = jnp.zeros((encoded.shape[0], max_length, c.num_heads, c.d_kv), c.compute_dtype)
         return {"cross": [layer.cross_attention.project_key_value(encoded) for layer in _unstack(self.decoder)],
                 "self": [(empty, empty)] * c.num_decoder_layers,
                 "cross_bias": _mask_bias(input_mask.astype(bool)[:, None, None, :])}
@@ -292,7 +304,7 @@ class T5(nnx.Module):
         The layers run unrolled, not scanned: each layer's cache stays its own buffer that the decoding loop
         updates in place (a scan would copy the whole cache every token, 2.4x slower on CPU)."""
         x = self._embed(token)
-        max_length = cache["self"][0][0].shape[2]
+        max_length = cache["self"][0][0].shape[1]
         visible = (jnp.arange(max_length) <= index)[None, None, None, :]
         bias = position_bias(self.decoder_relative_bias[...], self.config, jnp.reshape(index, (1,)),
                              jnp.arange(max_length), bidirectional=False)
@@ -301,12 +313,16 @@ class T5(nnx.Module):
         for layer, (k_cache, v_cache), cross_kv in zip(_unstack(self.decoder), cache["self"], cache["cross"],
                                                        strict=True):
             k, v = layer.self_attention.project_key_value(layer.self_attention_norm(x))
-            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=2)
-            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=2)
+            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, axis=1)
+            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, axis=1)
             x = layer(x, (k_cache, v_cache), bias, cross_kv, cache["cross_bias"])
             new_self.append((k_cache, v_cache))
         logits = self.logits(self.decoder_norm(x))[:, 0]
         return logits, {**cache, "self": new_self}
+
+
+def _mask_bias(mask: jax.Array) -> jax.Array:
+    return jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)
 
 
 def segment_positions(segments: jax.Array) -> jax.Array:
@@ -322,10 +338,6 @@ def _same_segment(query_segments: jax.Array, key_segments: jax.Array) -> jax.Arr
     key_segments = key_segments.astype(jnp.int32)
     same = query_segments.astype(jnp.int32)[:, :, None] == key_segments[:, None, :]
     return (same & (key_segments > 0)[:, None, :])[:, None]
-
-
-def _mask_bias(mask: jax.Array) -> jax.Array:
-    return jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)
 
 
 def _scan(layers: nnx.Module, body, carry, xs, config: T5Config):

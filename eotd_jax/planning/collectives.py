@@ -3,7 +3,8 @@
 `eotd_jax.aot` turns them into a communication time at the chip's interconnect
 bandwidth, beside the FLOP time. XLA's cost analysis has no such count, and it
 counts a loop body once: here a collective inside a scanned layer counts once
-per layer (the while loop's trip count, from its condition and its counter's step).
+per layer (the while loop's trip count: XLA:GPU's `known_trip_count`, else read
+from its condition and its counter's step).
 
 Per chip, for a group of N chips (ring algorithms; what a chip must take in):
 all-gather of a B-byte result, B (N-1)/N; reduce-scatter of a B-byte operand,
@@ -11,6 +12,11 @@ B (N-1)/N; all-reduce, 2 B (N-1)/N; all-to-all, B (N-1)/N;
 collective-permute, B. libtpu prints a reduce-scatter as an all-reduce inside
 an `all-reduce-scatter` fusion; it is counted as the reduce-scatter it runs.
 An asynchronous collective counts once, in the computation that starts it.
+With `across` (each partition's slice or node), only the collectives whose
+groups span several of them count: those that run over the slower network.
+libtpu compiles a multislice program per slice: what crosses slices is a host
+transfer, a `recv` whose `_xla_megascale_transfer_type` names the collective;
+its bytes count whole.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) ")
 _INSTRUCTION = re.compile(r"^\s*(ROOT )?%([\w.\-]+) = (.+?) ([a-z][\w\-]*)\((.*)$")
@@ -29,9 +38,10 @@ _ASYNC_START = 'custom_call_target="AsyncCollectiveStart"'
 _KINDS = {"all-gather": 1.0, "reduce-scatter": 1.0, "all-reduce": 2.0, "all-to-all": 1.0}
 
 
-def collective_bytes(hlo: str, devices: int) -> dict[str, float]:
+def collective_bytes(hlo: str, devices: int, across: Sequence[int] | None = None) -> dict[str, float]:
     """Bytes one chip receives per run of the program by kind of collective, each loop body's collectives times its
-    trip count. `devices`: the program's partitions, the group of a collective whose replica groups are empty."""
+    trip count. `devices`: the program's partitions, the group of a collective whose replica groups are empty.
+    `across[i]`: the slice or node of partition i; given, only collectives whose groups span several count."""
     entry, computations = _split(hlo)
     runs = dict.fromkeys(computations, 0.0)
     runs[entry] = 1.0
@@ -40,7 +50,7 @@ def collective_bytes(hlo: str, devices: int) -> dict[str, float]:
             for callee, times in _calls(line, computations):
                 if callee in runs:
                     runs[callee] += runs[name] * times
-    collectives = [(name, line, *_received(name, line, devices))
+    collectives = [(name, line, *_received(name, line, devices, across))
                    for name, lines in computations.items() for line in lines]
     # libtpu splits an asynchronous collective over several computations, each with a copy of the instruction and
     # its channel: the start, the fusions that advance it beside other work (in a loop, maybe), the done.
@@ -145,28 +155,39 @@ def _calls(line: str, computations: dict[str, list[str]]) -> list[tuple[str, flo
         called += [(name.strip().lstrip("%"), 1.0) for name in branches.group(1).split(",")]
     if instruction.op == "while":  # only the body is among `called`
         condition = re.search(r"condition=%([\w.\-]+)", line).group(1)
-        called = [(body, float(_trip_count(computations[condition], computations[body]))) for body, _ in called]
+        known = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)  # XLA:GPU states it
+        called = [(body, float(known.group(1)) if known else float(_trip_count(computations[condition],
+                                                                                computations[body])))
+                  for body, _ in called]
     return called
 
 
-def _received(computation: str, line: str, devices: int) -> tuple[str, float]:
-    """(kind, bytes into one chip) of a collective instruction; ("", 0) for any other."""
+def _received(computation: str, line: str, devices: int, across: Sequence[int] | None) -> tuple[str, float]:
+    """(kind, bytes into one chip) of a collective instruction; ("", 0) for any other, and with `across`, for one
+    whose groups stay within a slice or node."""
     instruction = _parse(line)
     if not instruction:
         return "", 0.0
     result, op, rest = instruction.result, instruction.op, instruction.rest
+    megascale = re.search(r'_xla_megascale_transfer_type="(\w+)"', rest)
+    if op == "recv" and megascale:  # libtpu's multislice: the data of a collective that comes from other slices
+        kind = megascale.group(1).lower().replace("_", "-")
+        return kind, sum(_bytes(dtype, dims) for dtype, dims in _SHAPE.findall(result) if dims)
     kind = op.removesuffix("-start")
     if kind not in _KINDS and kind != "collective-permute":
         return "", 0.0
     if kind == "all-reduce" and computation.startswith("all-reduce-scatter"):
         kind = "reduce-scatter"  # libtpu's fusion of an all-reduce and each chip's slice of it
+    groups = _groups(rest, devices, kind)
+    if across is not None and all(len({across[i] for i in group}) == 1 for group in groups):
+        return "", 0.0
     shapes = [_bytes(dtype, dims) for dtype, dims in _SHAPE.findall(result) if dims]  # not the scalar contexts
     if op.endswith("-start") and kind != "all-reduce":  # the result is (operands, outputs[, contexts])
         half = len(shapes) // 2
         shapes = shapes[:half] if kind == "reduce-scatter" else shapes[half:]
     if kind == "collective-permute":
         return kind, sum(shapes)
-    group = _group_size(rest, devices)
+    group = len(groups[0])
     return kind, _KINDS[kind] * sum(shapes) * (group - 1) / group
 
 
@@ -175,16 +196,31 @@ def _bytes(dtype: str, dims: str) -> int:
     return width * math.prod(int(d) for d in dims.split(",") if d)
 
 
-def _group_size(attributes: str, devices: int) -> int:
-    """The chips in one replica group: `mesh[...] {'axis_0'}`, `[G,N]<=[D]` (iota) or `{{0,1,..},..}`."""
+def _ints(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n]
+
+
+def _groups(attributes: str, devices: int, kind: str) -> list[list[int]]:
+    """The partitions of each group of a collective: `mesh[...] {'axis_0'}`, `[G,N]<=[dims]T(perm)` (iota),
+    `{{0,1,..},..}`, or empty (all); a collective-permute's (source, target) pairs."""
+    if kind == "collective-permute":
+        pairs = re.search(r"source_target_pairs=\{((?:\{\d+,\d+\},?)*)\}", attributes)
+        return [_ints(pair) for pair in re.findall(r"\{([\d,]+)\}", pairs.group(1))] if pairs else [[0]]
     mesh = re.search(r"replica_groups=mesh\[([^\]]*)\]\s*\{([^}]*)\}", attributes)
     if mesh:
-        sizes = {name: int(size) for name, size in re.findall(r"'(\w+)'=(\d+)", mesh.group(1))}
-        return math.prod(sizes[name] for name in re.findall(r"'(\w+)'", mesh.group(2)))
-    iota = re.search(r"replica_groups=\[([\d,]+)\]<=", attributes)
+        axes = [(name, int(size)) for name, size in re.findall(r"'(\w+)'=(\d+)", mesh.group(1))]
+        names, sizes = [name for name, _ in axes], [size for _, size in axes]
+        grouped = [names.index(name) for name in re.findall(r"'(\w+)'", mesh.group(2))]
+        order = [i for i in range(len(names)) if i not in grouped] + grouped
+        ids = np.arange(math.prod(sizes)).reshape(sizes).transpose(order)
+        return ids.reshape(-1, math.prod(sizes[i] for i in grouped)).tolist()
+    iota = re.search(r"replica_groups=\[([\d,]+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?", attributes)
     if iota:
-        return int(iota.group(1).split(",")[-1])
-    listed = re.search(r"replica_groups=\{\{([\d,]*)\}", attributes)
+        ids = np.arange(math.prod(_ints(iota.group(2)))).reshape(_ints(iota.group(2)))
+        if iota.group(3):
+            ids = ids.transpose(_ints(iota.group(3)))
+        return ids.reshape(_ints(iota.group(1))).tolist()
+    listed = re.search(r"replica_groups=\{((?:\{[\d,]*\},?)+)\}", attributes)
     if listed:
-        return len(listed.group(1).split(","))
-    return devices
+        return [_ints(group) for group in re.findall(r"\{([\d,]*)\}", listed.group(1))]
+    return [list(range(devices))]

@@ -2,7 +2,8 @@
 
 `plan_train` and `plan_decode` compile the trainer's own step (`trainer.make_train_step`) and
 the eval's greedy decoding for a slice (`slices.load`) and read per-chip memory, matmul FLOPs
-and the collectives' bytes (`collectives.collective_bytes`) off the compiled programs;
+(`flops.matmul_flops`) and the collectives' bytes (`collectives.collective_bytes`), those
+between slices or nodes apart, off the compiled programs;
 `record` and `describe` turn a plan into a JSON row and a report in words. The binary is
 `python -m eotd_jax.aot`.
 """
@@ -16,7 +17,6 @@ import re
 import time
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -27,6 +27,7 @@ from eotd_jax.model import build
 from eotd_jax.model.decoding import greedy
 from eotd_jax.model.sharding import batch_sharding, data_parallel_size, make_mesh, param_shardings
 from eotd_jax.planning import collectives, slices
+from eotd_jax.planning.flops import matmul_flops
 from eotd_jax.trainer import ConfigError, count_params, global_batch_size, make_train_step
 
 _UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -47,6 +48,7 @@ class Plan:
     flops: float  # per chip per step: train, matmul FLOPs (`matmul_flops`); decode, XLA's count (0 on GPUs)
     compile_seconds: float
     collectives: dict = dataclasses.field(default_factory=dict)  # bytes into one chip by kind (planning.collectives)
+    dcn_collectives: dict = dataclasses.field(default_factory=dict)  # those of them between slices or nodes
 
     @property
     def total_bytes(self) -> int:
@@ -56,26 +58,15 @@ class Plan:
     def collective_bytes(self) -> float:
         return sum(self.collectives.values())
 
-
-def matmul_flops(jaxpr: jax.core.Jaxpr) -> float:
-    """The matrix-multiply FLOPs of a program (2 per multiply-add), a scan's body counted once per iteration.
-
-    XLA's cost analysis counts a loop body once, so it cannot count a model whose layers are scanned."""
-    total = 0.0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            (contracting, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval.shape
-            total += 2 * np.prod(eqn.outvars[0].aval.shape, dtype=float) * np.prod([lhs[d] for d in contracting])
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            total += matmul_flops(sub) * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
-    return total
+    @property
+    def dcn_collective_bytes(self) -> float:
+        return sum(self.dcn_collectives.values())
 
 
-def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, argument_bytes: int,
-                 dump_hlo: str | None = None, flops: float | None = None) -> Plan:
+def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, mesh: jax.sharding.Mesh,
+                 argument_bytes: int, dump_hlo: str | None = None, flops: float | None = None) -> Plan:
     """Compiles; an out-of-memory compile is a plan that does not fit, with the temporaries the compiler asked for.
-    `flops` per chip, or None for XLA's count."""
+    `flops` per chip, or None for XLA's count. The program's partitions are `mesh`'s devices in order."""
     start = time.perf_counter()
     hbm = slice_.chip.hbm_bytes
     try:
@@ -99,18 +90,24 @@ def compile_plan(program: str, lowered, settings: dict, slice_: slices.Slice, ar
     plan = Plan(program, settings, True, memory.argument_size_in_bytes, memory.temp_size_in_bytes,
                 memory.output_size_in_bytes - memory.alias_size_in_bytes, memory.generated_code_size_in_bytes, hbm,
                 float(flops), seconds, collectives.collective_bytes(hlo, slice_.chips))
+    if slice_.granules > 1:
+        across = [slice_.granule_of(device) for device in mesh.devices.flat]
+        plan.dcn_collectives = collectives.collective_bytes(hlo, slice_.chips, across)
     plan.fits = plan.total_bytes <= hbm
     return plan
 
 
-def with_settings(config: ConfigDict, per_device_batch: int | None = None, remat: bool | None = None) -> ConfigDict:
-    """A copy of `config` with the per-device batch or remat replaced."""
+def with_settings(config: ConfigDict, per_device_batch: int | None = None, remat: bool | None = None,
+                  dcn_shape: tuple[int, ...] | None = None) -> ConfigDict:
+    """A copy of `config` with the per-device batch, remat or the mesh across slices or nodes replaced."""
     config = copy.deepcopy(config)
     with config.unlocked():
         if per_device_batch is not None:
             config.train.per_device_batch_size = per_device_batch
         if remat is not None:
             config.model_overrides.remat = remat
+        if dcn_shape is not None:
+            config.mesh.dcn_shape = dcn_shape
     return config
 
 
@@ -121,7 +118,7 @@ def per_chip_bytes(tree) -> int:
 
 def train_mesh(config: ConfigDict, slice_: slices.Slice) -> tuple[jax.sharding.Mesh, int]:
     """The config's mesh on the slice and its global batch, checked as the trainer checks them."""
-    mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
+    mesh = slice_mesh(config, slice_)
     batch = global_batch_size(config, mesh)
     data_parallel = data_parallel_size(mesh)
     if batch % data_parallel:
@@ -134,6 +131,11 @@ def _model(config: ConfigDict):
     """(architecture, graph, abstract state) of the config's student; no weights are read."""
     model_config = build.resolve(config)
     return (model_config, *build.abstract_model(model_config))
+
+
+def slice_mesh(config: ConfigDict, slice_: slices.Slice) -> jax.sharding.Mesh:
+    """The config's mesh (`mesh.shape` within a slice or node, `mesh.dcn_shape` across them) on the slice."""
+    return make_mesh(tuple(config.mesh.shape), slice_.devices, tuple(config.mesh.dcn_shape), slice_.process_is_granule)
 
 
 def train_facts(config: ConfigDict, slice_: slices.Slice) -> dict:
@@ -158,14 +160,16 @@ def plan_train(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = 
                   for name, length in lengths.items()}
     settings = {"batch": batch, "per_device": batch // data_parallel_size(mesh),
                 "remat": model_config.remat}
+    if slice_.granules > 1:
+        settings["dcn_shape"] = list(config.mesh.dcn_shape)
     traced = step.fn.trace(state_args, batch_args)
-    return compile_plan("train", traced.lower(), settings, slice_, per_chip_bytes((state_args, batch_args)),
+    return compile_plan("train", traced.lower(), settings, slice_, mesh, per_chip_bytes((state_args, batch_args)),
                         dump_hlo, matmul_flops(traced.jaxpr.jaxpr) / slice_.chips)
 
 
 def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None = None) -> Plan:
     """The eval's greedy decoding of `eval.batch_size` questions, `eval.max_new_tokens` each, on the slice."""
-    mesh = make_mesh(tuple(config.mesh.shape), slice_.devices)
+    mesh = slice_mesh(config, slice_)
     _, graphdef, state = _model(config)
     shardings = param_shardings(state, mesh)
     batch, new_tokens = config.eval.batch_size, config.eval.max_new_tokens
@@ -181,7 +185,7 @@ def plan_decode(config: ConfigDict, slice_: slices.Slice, dump_hlo: str | None =
 
     lowered = jax.jit(decode).lower(params, ids, mask)
     settings = {"batch": batch, "max_new_tokens": new_tokens}
-    return compile_plan("decode", lowered, settings, slice_, per_chip_bytes((params, ids, mask)), dump_hlo)
+    return compile_plan("decode", lowered, settings, slice_, mesh, per_chip_bytes((params, ids, mask)), dump_hlo)
 
 
 def find_batch(planner, config: ConfigDict, hbm_bytes: int, remat: bool, max_batch: int,
@@ -221,9 +225,11 @@ def _nearest(measured: list[int], around: int) -> tuple[int, int]:
 
 def record(plan: Plan, facts: dict | None, slice_: slices.Slice) -> dict:
     """The plan with what follows from it on this slice: step time, tokens, FLOPs per token, collectives' time."""
+    chip = slice_.chip
+    fast, slow = plan.collective_bytes - plan.dcn_collective_bytes, plan.dcn_collective_bytes
     row = {"topology": slice_.name, **dataclasses.asdict(plan), "total_bytes": plan.total_bytes,
-           "collective_bytes": plan.collective_bytes,
-           "collective_seconds": plan.collective_bytes / slice_.chip.interconnect_bytes_per_s}
+           "collective_bytes": plan.collective_bytes, "dcn_collective_bytes": slow,
+           "collective_seconds": fast / chip.interconnect_bytes_per_s + slow / chip.dcn_bytes_per_s}
     if facts and plan.flops:
         tokens = plan.settings["batch"] * facts["row_tokens"]
         row.update(facts, tokens_per_step=tokens, flops_per_token=plan.flops * slice_.chips / tokens,
@@ -247,7 +253,13 @@ def describe(row: dict, chip: slices.Chip) -> str:
                      f"{row['flops_per_token'] / (6 * row['params']):.2f} x 6N); step time {seconds / 2 * 1e3:.1f} ms "
                      f"at 100% of peak, {seconds * 1e3:.1f} ms at 50%; {row['tokens_per_step'] / seconds:,.0f} "
                      "tokens/s at 50%")
-    if row["fits"]:
+    if row["fits"] and row.get("dcn_collective_bytes"):
+        lines.append(f"  collectives: {row['collective_bytes'] / gib:.3f} GiB into each chip, "
+                     f"{row['dcn_collective_bytes'] / gib:.3f} GiB of it between slices or nodes; "
+                     f"{row['collective_seconds'] * 1e3:.1f} ms at the full {chip.interconnect_bytes_per_s / 1e9:.0f} "
+                     f"GB/s a chip takes in within one and {chip.dcn_bytes_per_s / 1e9:.2f} GB/s between them "
+                     "(a lower bound; XLA overlaps them with compute where it can)")
+    elif row["fits"]:
         lines.append(f"  collectives: {row['collective_bytes'] / gib:.3f} GiB into each chip, "
                      f"{row['collective_seconds'] * 1e3:.1f} ms at the full "
                      f"{chip.interconnect_bytes_per_s / 1e9:.0f} GB/s a chip takes in (a lower bound; XLA overlaps "

@@ -25,6 +25,8 @@ env = {**os.environ, "SLURM_SUBMIT_DIR": os.getcwd(), "SLURM_JOB_ID": job_id, "S
        "SLURM_JOB_NUM_NODES": str(nodes), "SLURM_NNODES": str(nodes), "SLURM_JOB_NODELIST": node_list,
        "SLURM_NTASKS_PER_NODE": options["--ntasks-per-node"], "SLURM_GPUS_PER_NODE": options["--gpus-per-node"],
        "SLURM_NTASKS": str(nodes * int(options["--ntasks-per-node"]))}
+if "--cpus-per-task" in options:  # sbatch sets it only when asked for CPUs per task
+    env["SLURM_CPUS_PER_TASK"] = options["--cpus-per-task"]
 with open(output, "w", encoding="utf-8") as out:
     status = subprocess.run(["bash", script, *script_args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
 print(f"Submitted batch job {job_id}")
