@@ -448,6 +448,12 @@ FAITHFUL = [
     ("import numpy as np\nprice = np.round(2.675, 2)\nprint(price)", "2.68", "2.67"),  # numpy's float64 rounding
     ("import numpy as np\nscores = [3, 4, 5]\nprint(np.sum(scores) * 2)", 24, 25),
     ("```python\nimport numpy as np\ncrates = np.ceil(130 / 40)\nprint(int(crates))\n```", 4, 3),
+    # `from numpy import *` binds numpy's `sum` and `max` over the builtins.
+    ("from numpy import *\nprint(sum([2**62, 2**62]))", None, 2**63),
+    ("from numpy import *\nprint(max(3, 5))", None, 5),  # numpy's max(3, axis=5) fails
+    ("from numpy import *\nprint(sum([1, 2]) * round(2.675, 2))", "8.04", "8.01"),  # numpy's rounding, not Python's
+    # sympy keeps an irrational root symbolic: the program prints `2*sqrt(2)`, no number.
+    ("```python\nfrom sympy import sqrt\nside = sqrt(8)\nprint(side)\n```", None, "2.8284271247461903"),
     # What a print shows is what it formats.
     ("```python\nmiles = 15.8 / 2\nprint('She runs %d miles a day' % miles)\n```", 7, "7.9"),  # gpt-3.5
     ("```python\naverage = (7 + 8) / 2\nprint(f\"Average: {average:.0f}\")\n```", 8, "7.5"),

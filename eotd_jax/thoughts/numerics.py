@@ -21,7 +21,7 @@ else keep their import: the program runs as written, or is refused.
 from __future__ import annotations
 
 import ast
-import copy
+import dataclasses
 import functools
 import importlib
 
@@ -265,32 +265,33 @@ _LISTABLE = ("math", "fractions", "decimal", "statistics", "itertools", "functoo
              "random", "numpy", "sympy")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Helper:
+    source: str  # as written in HELPERS_SOURCE
+    uses: frozenset[str]  # the names it reads
+
+
 @functools.cache
-def helper_definitions() -> dict[str, ast.stmt]:
-    """Each helper's definition and each import of HELPERS_SOURCE, by the name it binds."""
-    tree = ast.parse(HELPERS_SOURCE)
-    definitions: dict[str, ast.stmt] = {}
-    for statement in tree.body:
-        if isinstance(statement, ast.Import):
-            definitions[statement.names[0].asname] = statement
-        else:
-            definitions[statement.name] = statement
-    return definitions
+def _helpers() -> dict[str, _Helper]:
+    """Each helper and each import of HELPERS_SOURCE, by the name it binds, in the order written."""
+    helpers = {}
+    for statement in ast.parse(HELPERS_SOURCE).body:
+        name = statement.names[0].asname if isinstance(statement, ast.Import) else statement.name
+        uses = frozenset(n.id for n in ast.walk(statement) if isinstance(n, ast.Name))
+        helpers[name] = _Helper(ast.get_source_segment(HELPERS_SOURCE, statement), uses)
+    return helpers
 
 
-def helpers_needed(names: set[str]) -> list[ast.stmt]:
-    """The definitions of `names` and of every helper they call, in the order of HELPERS_SOURCE."""
-    definitions = helper_definitions()
+def helpers_source(names: set[str]) -> str:
+    """The definitions of `names` and of every helper they use, in the order of HELPERS_SOURCE ("" for none)."""
+    helpers = _helpers()
     needed, pending = set(), list(names)
     while pending:
         name = pending.pop()
-        if name in needed or name not in definitions:
-            continue
-        needed.add(name)
-        pending.extend(n.id for n in ast.walk(definitions[name]) if isinstance(n, ast.Name))
-        pending.extend(n.value.id for n in ast.walk(definitions[name])
-                       if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name))
-    return [copy.deepcopy(definition) for name, definition in definitions.items() if name in needed]
+        if name in helpers and name not in needed:
+            needed.add(name)
+            pending.extend(helpers[name].uses)
+    return "".join(helper.source + "\n\n\n" for name, helper in helpers.items() if name in needed)
 
 
 @functools.cache

@@ -158,12 +158,14 @@ def _read_pot(text: str) -> Reading:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return Reading.fail(Failure.SYNTAX, f"no program found: {error}")
     try:
-        helpers = _portable_numerics(tree)
-        _drop_unused_imports(tree)
+        helpers = set()
+        if any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree)):
+            helpers = _portable_numerics(tree)
+            _drop_unused_imports(tree)
         _resolve_name_guards(tree)
         _make_answer_explicit(tree)
-        tree.body[:0] = numerics.helpers_needed(helpers)
-        return Reading(ast.unparse(ast.fix_missing_locations(tree)), stated=_stated_answer(text))
+        form = numerics.helpers_source(helpers) + ast.unparse(ast.fix_missing_locations(tree))
+        return Reading(form, stated=_stated_answer(text))
     except RecursionError:
         return Reading.fail(Failure.TOO_LARGE, "program nested too deeply")
 
