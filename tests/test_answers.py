@@ -59,7 +59,7 @@ def test_format_number_is_short_and_faithful():
 
 @pytest.mark.parametrize("text", ["1" * 65 + "/3", "3/" + "1" * 65, "1 1/" + "9" * 65, "1" * 65, 10**64, 1e64, "1e64"])
 def test_one_digit_cap_on_every_answer_path(text):
-    """Plain, fraction, mixed, int and float answers over 64 digits are all refused (issue 13, item 6)."""
+    """Plain, fraction, mixed, int and float answers over 64 digits are all refused."""
     assert parse_number(text) is None
 
 

@@ -70,7 +70,7 @@ def test_solves(system, expected):
         ("ans = " + "(" * 5000 + "1" + ")" * 5000, Failure.TOO_LARGE),
         ("ans = " + "+".join(["x"] * 6000), Failure.TOO_LARGE),
         ("\n".join(f"x{i} = {i}" for i in range(100)) + "\nans = x1", Failure.TOO_LARGE),
-        # issue 13, item 6
+        # a division by zero at the solution
         ("y = 1\nans = (y - 1) / (y - 1)", Failure.ERROR),  # 0/0, although sympy cancels it to 1
         ("y = 1\nans = y / (y - 1) ** 2", Failure.ERROR),
         ("ans = 1 / (y - 1)\ny = 1", Failure.ERROR),
