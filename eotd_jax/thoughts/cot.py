@@ -80,8 +80,8 @@ def extract_cot_answer(text: str) -> Outcome:
         return Outcome(value=value)
     if (value := _final_statement(text, results)) is not None:
         return Outcome(value=value)
-    for token in reversed(tokens):
-        if token[0] == "number" and (value := parse_number(text[token[1]:token[2]])) is not None:
+    for kind, start, end in reversed(tokens):
+        if kind == "number" and (value := parse_number(text[start:end])) is not None:
             return Outcome(value=value)
     return Outcome.fail(Failure.NO_ANSWER, "no final answer found in the rationale")
 

@@ -29,6 +29,8 @@ recorded as `stated`: the verifier rejects a reply whose prose contradicts
 what its program computes, so no wrong sentence reaches the training data.
 
 The training target stays what the model wrote; the form is recorded beside it.
+`read_rationale` is the one entry: it refuses a text longer than MAX_TEXT_CHARS
+unread, and every step below it is linear in the text (no pattern backtracks).
 """
 
 from __future__ import annotations
