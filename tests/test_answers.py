@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from eotd_jax.thoughts.answers import answers_match, format_number, parse_number
+from eotd_jax.thoughts.answers import answers_match, find_numbers, format_number, parse_number
 from eotd_jax.thoughts.outcome import Failure
 
 
@@ -103,3 +103,12 @@ def test_a_program_answering_any_text_gets_an_outcome(pool):
     outcomes = pool.map("pot", programs)
     assert [o.failure for o in outcomes] == [Failure.NOT_A_NUMBER] * len(texts)
     assert pool.run("pot", "ans = 'e5'").failure is Failure.NOT_A_NUMBER
+
+
+@pytest.mark.parametrize("piece", ["1,", "1", "-", " ", "1.", "1e", "1 ", "-1,000", "1/"])
+def test_numbers_of_a_megabyte_of_text_are_found_in_linear_time(piece):
+    import time
+
+    start = time.process_time()
+    find_numbers(piece * (1_000_000 // len(piece)))
+    assert time.process_time() - start < 1.0

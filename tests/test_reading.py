@@ -555,7 +555,7 @@ def test_the_verified_form_computes_what_the_program_computes(pool):
         if result.get("failed"):
             originals.append(None)
         elif result["value"] is not None:
-            originals.append(parse_number(result["value"].replace("Fraction(", "").replace(", ", "/").rstrip(")")))
+            originals.append(parse_number(result["value"]))  # the repr of an int or a float
         else:
             shown = [parse_number(word.strip(",:;")) for word in (result["line"] or "").split()]
             originals.append(next((v for v in reversed(shown) if v is not None), None))
