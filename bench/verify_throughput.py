@@ -7,7 +7,7 @@ imports the worker code, prepares and applies the same confinement and runs the 
 unsandboxed `python -I -c <program>` per item. Inputs are realistic PoT programs and EoT
 systems generated with a fixed seed; every side uses all workers. Prints items/s, the
 ratios, and CPU milliseconds per task (parent + zygote + child), which a loaded machine
-does not inflate the way it does wall time. Targets (issue 13): PoT >= 300/s on 2 cores
+does not inflate the way it does wall time. Targets: PoT >= 300/s on 2 cores
 and >= 10x a fresh interpreter per item.
 
     python bench/verify_throughput.py [--items 2000] [--fresh_items 40] [--workers N]

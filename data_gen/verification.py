@@ -17,9 +17,8 @@ from data_gen.teachers.base import Candidate
 from eotd_jax.benchmarks import Problem
 from eotd_jax.input.records import Record
 from eotd_jax.thoughts import THOUGHTS
-from eotd_jax.thoughts.answers import format_number
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import check, verdict
+from eotd_jax.thoughts.scoring import Verdict, check, verdict
 
 
 def verify_candidates(
@@ -38,19 +37,18 @@ def verify_candidates(
     for candidate in candidates:
         if candidate.rationale is None:
             counts[candidate.thought][candidate.failure or "empty"] += 1
-    records = [{"thought": c.thought, "rationale": c.rationale, "answer": format_number(by_id[c.problem_id].answer)}
-               for c in usable]
+    records = [{"thought": c.thought, "rationale": c.rationale} for c in usable]
     kept, seen = [], collections.defaultdict(set)
-    for candidate, record, checked in zip(usable, records, check(records, pool), strict=True):
-        reason = verdict(record, checked.outcome, checked.stated)
+    for candidate, checked in zip(usable, check(records, pool), strict=True):
+        reason = verdict(checked.outcome, by_id[candidate.problem_id].answer, checked.stated)
         group = (candidate.problem_id, candidate.thought)
         normalized = " ".join(candidate.rationale.split())
-        if reason == "kept" and normalized in seen[group]:
-            reason = "duplicate"
-        elif reason == "kept" and max_per_thought and len(seen[group]) >= max_per_thought:
-            reason = "over_cap"
-        counts[candidate.thought][reason] += 1
-        if reason == "kept":
+        if reason is Verdict.KEPT and normalized in seen[group]:
+            reason = Verdict.DUPLICATE
+        elif reason is Verdict.KEPT and max_per_thought and len(seen[group]) >= max_per_thought:
+            reason = Verdict.OVER_CAP
+        counts[candidate.thought][reason.value] += 1
+        if reason is Verdict.KEPT:
             seen[group].add(normalized)
             problem = by_id[candidate.problem_id]
             kept.append(Record(problem.id, problem.source, problem.question, candidate.thought, candidate.rationale,
@@ -60,11 +58,11 @@ def verify_candidates(
 
 def yield_report(counts: dict[str, collections.Counter]) -> str:
     """Markdown table: per thought, candidates, kept (and %), then each rejection reason."""
-    reasons = sorted({r for c in counts.values() for r in c} - {"kept"})
+    reasons = sorted({r for c in counts.values() for r in c} - {Verdict.KEPT.value})
     rows = [["thought", "candidates", "kept", *reasons], ["---"] * (len(reasons) + 3)]
     for thought in THOUGHTS:
         if thought in counts:
-            total, kept = sum(counts[thought].values()), counts[thought]["kept"]
+            total, kept = sum(counts[thought].values()), counts[thought][Verdict.KEPT.value]
             share = f"{kept} ({100 * kept / total:.1f}%)" if total else "0"
             rows.append([thought, str(total), share, *(str(counts[thought][r]) for r in reasons)])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)

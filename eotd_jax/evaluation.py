@@ -23,10 +23,10 @@ from eotd_jax.model.decoding import greedy, sample
 from eotd_jax.model.sharding import batch_sharding, data_parallel_size
 from eotd_jax.model.t5 import T5
 from eotd_jax.strategies import choose
-from eotd_jax.thoughts.answers import answers_match, format_number
+from eotd_jax.thoughts.answers import format_number
 from eotd_jax.thoughts.outcome import Outcome
 from eotd_jax.thoughts.sandbox import SandboxPool
-from eotd_jax.thoughts.scoring import verify
+from eotd_jax.thoughts.scoring import Verdict, check, verdict
 from eotd_jax.tokenizer import Tokenizer
 
 _BUCKET = 64
@@ -135,7 +135,7 @@ def score(problems: Sequence[Problem], rationales: dict[str, list[list[str]]], s
     """Executes / extracts every rationale and applies the strategies; also used on teacher text (oracle)."""
     flat = [(t, i, j, text) for t, per_problem in rationales.items()
             for i, texts in enumerate(per_problem) for j, text in enumerate(texts)]
-    outcomes = verify([{"thought": t, "rationale": text} for t, _, _, text in flat], pool)
+    outcomes = [c.outcome for c in check([{"thought": t, "rationale": text} for t, _, _, text in flat], pool)]
     answers: list[dict[str, list[Outcome]]] = [{t: [] for t in rationales} for _ in problems]
     for (thought, i, _, _), outcome in zip(flat, outcomes, strict=True):
         answers[i][thought].append(outcome)
@@ -150,11 +150,10 @@ def prediction_record(problem: Problem, texts: dict[str, list[str]], answers: di
     for thought, outcomes in answers.items():
         record["thoughts"][thought] = [
             {"text": text, "answer": format_number(o.value) if o.ok else None,
-             "failure": o.failure.value if o.failure else
-             (None if answers_match(o.value, problem.answer) else "wrong_answer")}
+             "failure": None if (v := verdict(o, problem.answer)) is Verdict.KEPT else v.value}
             for text, o in zip(texts[thought], outcomes, strict=True)]
     for strategy in strategies:
         chosen = choose(strategy, answers)
         record["chosen"][strategy] = format_number(chosen) if chosen is not None else None
-        record["correct"][strategy] = chosen is not None and answers_match(chosen, problem.answer)
+        record["correct"][strategy] = chosen is not None and verdict(Outcome(chosen), problem.answer) is Verdict.KEPT
     return record

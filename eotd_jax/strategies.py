@@ -7,9 +7,9 @@ the system fails, then CoT when the program fails) plus voting.
 
 from __future__ import annotations
 
-import collections
 from fractions import Fraction
 
+from eotd_jax.thoughts.answers import answers_match
 from eotd_jax.thoughts.outcome import Outcome
 
 ETD_ORDER = ("eot", "pot", "cot")  # also the tie-break order of the vote
@@ -32,22 +32,21 @@ def choose(strategy: str, answers: dict[str, list[Outcome]]) -> Fraction | None:
     raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
 
 
-def _key(value: Fraction) -> float:
-    return round(float(value), 6)  # 0.30000000000000004 and 3/10 vote together
-
-
 def _vote(answers: dict[str, list[Outcome]]) -> Fraction | None:
-    """Majority over every successful answer of every thought and sample; ties go EoT > PoT > CoT."""
-    counts: collections.Counter = collections.Counter()
-    first_seen: dict[float, tuple[int, Fraction]] = {}
-    for rank, thought in enumerate(ETD_ORDER):
+    """Majority over every successful answer of every thought and sample; ties go EoT > PoT > CoT.
+
+    Answers that `answers_match` (0.30000000000000004 and 3/10) vote together, for the first of them seen.
+    """
+    groups: list[tuple[Fraction, int]] = []  # (first value seen, votes), in ETD order of first sight
+    for thought in ETD_ORDER:
         for outcome in answers.get(thought) or []:
             if outcome.ok:
-                key = _key(outcome.value)
-                counts[key] += 1
-                first_seen.setdefault(key, (rank, outcome.value))
-    if not counts:
+                index = next((i for i, (value, _) in enumerate(groups) if answers_match(outcome.value, value)),
+                             len(groups))
+                if index == len(groups):
+                    groups.append((outcome.value, 0))
+                groups[index] = (groups[index][0], groups[index][1] + 1)
+    if not groups:
         return None
-    best = max(counts.values())
-    winner = min((key for key, count in counts.items() if count == best), key=lambda key: first_seen[key][0])
-    return first_seen[winner][1]
+    best = max(votes for _, votes in groups)
+    return next(value for value, votes in groups if votes == best)

@@ -2,7 +2,8 @@ from fractions import Fraction
 
 import pytest
 
-from eotd_jax.thoughts.answers import answers_match, format_number, parse_number
+from eotd_jax.thoughts.answers import answers_match, find_numbers, format_number, parse_number
+from eotd_jax.thoughts.outcome import Failure
 
 
 @pytest.mark.parametrize(
@@ -58,10 +59,56 @@ def test_format_number_is_short_and_faithful():
 
 @pytest.mark.parametrize("text", ["1" * 65 + "/3", "3/" + "1" * 65, "1 1/" + "9" * 65, "1" * 65, 10**64, 1e64, "1e64"])
 def test_one_digit_cap_on_every_answer_path(text):
-    """Plain, fraction, mixed, int and float answers over 64 digits are all refused (issue 13, item 6)."""
+    """Plain, fraction, mixed, int and float answers over 64 digits are all refused."""
     assert parse_number(text) is None
 
 
 def test_the_cap_itself_is_allowed():
     assert parse_number("9" * 64) == 10**64 - 1
     assert parse_number("1/" + "9" * 64) == Fraction(1, 10**64 - 1)
+
+
+@pytest.mark.parametrize("text", ["e5", "E10", "-e5", ".e3", "1e", "e", ".", ",", "$", "%", "1,2,3", "٣", "1/", "/2",
+                                  "1 1/", "--5", "5-", "(3)", "3 (a) (b)", "\udc80", "1\x00", "1e-", "0x10"])
+def test_no_text_makes_parse_number_raise(text):
+    assert parse_number(text) is None
+
+
+@pytest.mark.parametrize("text, expected", [("€12", 12), ("£ 3.50", Fraction(7, 2)), ("- ¥800", -800), ("₹1,250", 1250),
+                                            ("  7  ", 7), ("\t18 .\n", 18), ("3 / 4", Fraction(3, 4)),
+                                            ("12 %", 12), ("5 (apples) .", 5)])
+def test_amounts_in_other_currencies_and_blanks_anywhere(text, expected):
+    assert parse_number(text) == expected
+
+
+def test_random_text_never_raises_and_blank_runs_are_linear():
+    """The answer pattern has no adjacent optional blanks: 250 blanks and a letter parse at once."""
+    import random
+    import time
+
+    rng = random.Random(7)
+    alphabet = "0123456789 \t\n.,-−+eE/$€£%()abc\udc80٣"
+    for _ in range(20_000):
+        parse_number("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))))
+    start = time.process_time()
+    for text in (" " * 250 + "a", "- " * 120 + "x", "1" + " " * 250 + "/", "$" + " " * 250 + "1 1/ ", " " * 255 + "e5"):
+        assert parse_number(text) is None
+    assert time.process_time() - start < 0.1
+
+
+def test_a_program_answering_any_text_gets_an_outcome(pool):
+    """The sandbox hands the parent `ans` as text: whatever it is, `run` and `map` return an outcome."""
+    texts = ["e5", "E10", " " * 150 + "a", "1e", "\udc80", "٣", "1/0", "nan", "inf", "-", "1" * 199]
+    programs = [f"ans = {text!r}" for text in texts]
+    outcomes = pool.map("pot", programs)
+    assert [o.failure for o in outcomes] == [Failure.NOT_A_NUMBER] * len(texts)
+    assert pool.run("pot", "ans = 'e5'").failure is Failure.NOT_A_NUMBER
+
+
+@pytest.mark.parametrize("piece", ["1,", "1", "-", " ", "1.", "1e", "1 ", "-1,000", "1/"])
+def test_numbers_of_a_megabyte_of_text_are_found_in_linear_time(piece):
+    import time
+
+    start = time.process_time()
+    find_numbers(piece * (1_000_000 // len(piece)))
+    assert time.process_time() - start < 1.0

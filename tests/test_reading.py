@@ -10,9 +10,11 @@ kept; each is also checked against a wrong gold answer, which must never be kept
 from __future__ import annotations
 
 import ast
+import time
 
 import pytest
 
+from eotd_jax.thoughts.answers import parse_number
 from eotd_jax.thoughts.outcome import Failure
 from eotd_jax.thoughts.reading import read_rationale
 from eotd_jax.thoughts.scoring import check, verdict
@@ -329,6 +331,10 @@ WRONG = [
 ]
 
 
+def _verdict(record: dict, checked) -> str:
+    return verdict(checked.outcome, parse_number(record["answer"]), checked.stated)
+
+
 def _records(thought: str, examples) -> list[dict]:
     return [{"thought": thought, "rationale": text, "answer": str(answer)} for text, answer in examples]
 
@@ -339,7 +345,7 @@ def test_every_correct_rationale_of_a_format_class_is_kept(name, pool):
     assert len(examples) >= 3
     records = _records(thought, examples)
     results = check(records, pool)
-    verdicts = [(verdict(r, c.outcome, c.stated), c.outcome.message) for r, c in zip(records, results, strict=True)]
+    verdicts = [(_verdict(r, c), c.outcome.message) for r, c in zip(records, results, strict=True)]
     assert [v for v, _ in verdicts] == ["kept"] * len(records), verdicts
 
 
@@ -348,14 +354,14 @@ def test_nothing_wrong_is_ever_kept(name, pool):
     thought, examples = FORMAT_CLASSES[name]
     records = [{**r, "answer": r["answer"] + "1"} for r in _records(thought, examples)]  # 18 -> 181, 3/4 -> 3/41
     results = check(records, pool)
-    assert all(verdict(r, c.outcome, c.stated) != "kept" for r, c in zip(records, results, strict=True))
+    assert all(_verdict(r, c) != "kept" for r, c in zip(records, results, strict=True))
 
 
 @pytest.mark.parametrize("thought, text, answer, expected", WRONG)
 def test_wrong_or_unreadable_rationales_are_rejected(thought, text, answer, expected, pool):
     record = {"thought": thought, "rationale": text, "answer": str(answer)}
     (result,) = check([record], pool)
-    assert verdict(record, result.outcome, result.stated) == expected, result
+    assert _verdict(record, result) == expected, result
 
 
 def test_pot_form_is_a_program_ending_in_ans():
@@ -372,12 +378,22 @@ def test_pot_form_is_a_program_ending_in_ans():
     ("print(a + b)", "a + b"),
     ("print(17 % 5)", "17 % 5"),
     ("print(a % b)", "a % b"),
-    ("print('Total: ' + str(a + b))", "a + b"),
-    ("print('%d apples' % (a * b))", "a * b"),
-    ("print('{} apples'.format(a - b))", "a - b"),
-    ("print(f'{a / b:.2f} each')", "round(a / b, 2)"),
-    ("print('a', a, 'b', b)", "b"),
+    ("print('Total: ' + str(a + b))", "str(a + b)"),
+    ("print('Total: ' + f'{a:.1f}' + ' kg')", "f'{a:.1f}'"),
+    ("print('%d apples' % (a * b))", "'%d' % (a * b)"),
+    ("print('%d apples, %.1f kg' % (a, b))", "('%d' % (a,), '%.1f' % (b,))[-1]"),
+    ("print('%d%% of them' % a)", "'%d' % a"),
+    ("print('{} apples'.format(a - b))", "'{}'.format(a - b)"),
+    ("print('{0} and {1:.2f}'.format(a, b))", "('{}'.format(a), '{:.2f}'.format(b))[-1]"),
+    ("print(f'{a / b:.2f} each')", "f'{a / b:.2f}'"),
+    ("print(f'{a} of {b!r:>4}')", "(f'{a}', f'{b!r:>4}')[-1]"),
+    ("print('a', a, 'b', b)", "(a, b)[-1]"),
+    ("print('total', b, sep=': ')", "b"),
     ("print(round(a * 1.5))", "round(a * 1.5)"),
+    # Text that cannot be taken apart stays whole: its text is the answer (a number only if it is one).
+    ("print('{1} and {0}'.format(a, b))", "'{1} and {0}'.format(a, b)"),
+    ("print('%(n)d apples' % {'n': a})", "'%(n)d apples' % {'n': a}"),
+    ("print('%d and %d' % (a,))", "'%d and %d' % (a,)"),
 ])
 def test_the_printed_value_is_the_answer(printed, answer):
     assert read_rationale("pot", f"a = 7\nb = 3\n{printed}").form == f"a = 7\nb = 3\nans = {answer}"
@@ -403,6 +419,155 @@ def test_eot_form_is_the_parsers_notation():
     assert read_rationale("eot", "x = 2\n% The answer is the number of meals:").form == "x = 2"
     assert read_rationale("eot", "left = total % boxes % the apples left over").form == "left = total % boxes"
     assert read_rationale("eot", "1. x = 5\n2. y = x + 1 // one more\n- ans = y.").form == "x = 5\ny = x + 1\nans = y"
+
+
+# Programs where reading what the program "obviously" means gives another value than running it: (rationale,
+# the value its run gives (None: the run fails), the value a rewriting reader would have verified). A rewrite may
+# only make explicit what the program does, so each is kept with the first and never with the second.
+FAITHFUL = [
+    # A `__name__` guard is resolved as Python resolves it for a script.
+    ("def solution():\n    \"\"\"A baker fills 3 trays.\"\"\"\n    trays = 3\n    return trays\n\nans = solution()\n"
+     "if __name__ == 'not_main':\n    ans = 42", 3, 42),  # Codex PAL
+    ("```python\ntotal = 12 * 4\nif __name__ != \"__main__\":\n    print(total + 100)\nelse:\n    print(total)\n```",
+     48, 148),  # gpt-3.5 fenced
+    ("```python\nbase = 7\n\nif __name__ != '__main__':\n    print(base * 10)\n```", None, 70),
+    # A line of code that looks like a next few-shot question is code.
+    ("# Python code, return ans\nans = 5\nQ: int = 2\nans = ans * Q + 1", 11, 5),  # Codex PoT completion
+    ("```python\nboxes = 4\nans = boxes * 6\nQ: int = 3\nans = ans - Q\n```\nThe answer is 21.", 21, 24),
+    # A later block that rebinds `ans` (here with a walrus) runs after the first, as in a notebook.
+    ("First the eggs sold:\n```python\nans = 16 - 3 - 4\n```\nThen the income:\n```python\n(ans := ans * 2)\n```\n"
+     "```output\n18\n```\nShe makes $\\boxed{18}$.", 18, 9),  # ToRA
+    # `from math import *` binds math's two-argument `pow` over the builtin.
+    ("```python\nfrom math import *\nshare = pow(7, 2, 5)\nprint(share)\n```", None, 4),
+    ("from math import *\nbuses = ceil(130 / 40)\nprint(buses)", 4, 5),
+    # numpy as numpy computes: int64 wraps (refused), integers to negative powers fail, its own rounding.
+    ("```python\nimport numpy as np\nsides = [10**10, 10**10]\nprint(np.prod(sides))\n```", None, 10**20),
+    ("```python\nimport numpy as np\nsides = [10**10, 10**10]\nprint(np.prod(sides))\n```", None,
+     7766279631452241920),  # what numpy prints: wrapped, so no answer at all
+    ("import numpy as np\nboxes = np.sum([2**40, 2**40])\nprint(boxes * 2**30)", None, 2**71),
+    ("import numpy as np\nhalf = np.power(2, -1)\nprint(half * 10)", None, 5),
+    ("import numpy as np\nprice = np.round(2.675, 2)\nprint(price)", "2.68", "2.67"),  # numpy's float64 rounding
+    ("import numpy as np\nscores = [3, 4, 5]\nprint(np.sum(scores) * 2)", 24, 25),
+    ("```python\nimport numpy as np\ncrates = np.ceil(130 / 40)\nprint(int(crates))\n```", 4, 3),
+    # `from numpy import *` binds numpy's `sum` and `max` over the builtins.
+    ("from numpy import *\nprint(sum([2**62, 2**62]))", None, 2**63),
+    ("from numpy import *\nprint(max(3, 5))", None, 5),  # numpy's max(3, axis=5) fails
+    ("from numpy import *\nprint(sum([1, 2]) * round(2.675, 2))", "8.04", "8.01"),  # numpy's rounding, not Python's
+    # sympy keeps an irrational root symbolic: the program prints `2*sqrt(2)`, no number.
+    ("```python\nfrom sympy import sqrt\nside = sqrt(8)\nprint(side)\n```", None, "2.8284271247461903"),
+    # What a print shows is what it formats.
+    ("```python\nmiles = 15.8 / 2\nprint('She runs %d miles a day' % miles)\n```", 7, "7.9"),  # gpt-3.5
+    ("```python\naverage = (7 + 8) / 2\nprint(f\"Average: {average:.0f}\")\n```", 8, "7.5"),
+    ("price = 2.5\nprint('{:.0f} dollars'.format(price))", 2, "2.5"),
+    ("def main():\n    weight = 12.25\n    print('%.1f kg' % weight)\n\nmain()", "12.2", "12.25"),
+    ("x = 3\nprint('The total is', undefined_total, 'and', x)", None, 3),  # a value shown before fails the run
+]
+
+
+@pytest.mark.parametrize("text, runs_to, rewritten", FAITHFUL)
+def test_a_rewrite_only_makes_explicit_what_the_program_does(text, runs_to, rewritten, pool):
+    checked = check([{"thought": "pot", "rationale": text}, ], pool)[0]
+    if runs_to is None:
+        assert not checked.outcome.ok, checked
+    else:
+        assert verdict(checked.outcome, parse_number(str(runs_to)), checked.stated) == "kept", checked
+    assert verdict(checked.outcome, parse_number(str(rewritten)), checked.stated) != "kept", checked
+
+
+def _generated_programs(count: int, seed: int) -> list[str]:
+    """Straight-line PoT programs over the constructs readers rewrite: numpy calls (int64 and float64), `from math
+    import *`, name guards, printf / format / f-string prints, functions that print or return."""
+    import random
+
+    rng = random.Random(seed)
+    numpy_steps = ["x = np.prod([a, a, c])", "x = np.sum([a, c, 4])", "x = np.power(c, 2)", "x = np.power(2, c)",
+                   "x = np.power(b, 2)", "x = np.round(b, 2)", "x = np.round(a, -1)", "x = np.ceil(b)",
+                   "x = np.floor(a / 7)", "x = np.mean([a, c])", "x = np.median([a, c, 3])", "x = np.max([a, c, b])",
+                   "x = np.maximum(a, c)", "x = np.sqrt(a)", "x = np.abs(c - a)", "x = np.pi * c",
+                   "x = np.prod([a, a]) * 3", "x = np.sum([a, a]) * a", "x = np.trunc(-b)", "x = np.amin((a, c))"]
+    math_steps = ["x = pow(c, 2)", "x = pow(a % 7, 3, 5)", "x = ceil(b)", "x = floor(b) + c", "x = sqrt(abs(b))",
+                  "x = factorial(abs(c))", "x = gcd(a, c)"]
+    plain_steps = ["x = a * c + b", "x = a // max(c, 1)", "x = round(b, 1)", "x = a % 7 + b", "x = (a - c) / 4"]
+    shows = ["print(x)", "print('%d' % x)", "print('%.2f' % x)", "print('%d apples and %d pears' % (c, x))",
+             "print(f'{x:.1f} units')", "print(f'{c} then {x:.0f}')", "print('{} and {:.2f}'.format(c, x))",
+             "print('Total:', x)", "print(str(x) + ' left')", "print('%s' % x)", "ans = x"]
+    programs = []
+    for _ in range(count):
+        preamble, steps = rng.choice([("import numpy as np", numpy_steps), ("from math import *", math_steps),
+                                      ("import math", plain_steps)])
+        a = rng.choice([rng.randint(2, 60), rng.randint(10**9, 10**10), -rng.randint(1, 30)])
+        b = rng.choice([7.9, 2.675, 0.5, 12.25, 1.005, 2.5, -3.5])
+        c = rng.randint(-2, 9)
+        body = [rng.choice(steps), rng.choice(shows)]
+        shape = rng.choice(["flat", "flat", "guard", "not_main", "not_equal", "function", "main"])
+        if shape == "guard":
+            body = ["if __name__ == '__main__':", *("    " + line for line in body)]
+        elif shape == "not_main":
+            body = ["ans = a", "if __name__ == 'not_main':", *("    " + line for line in body)]
+        elif shape == "not_equal":
+            body = ["if __name__ != '__main__':", "    ans = c", "else:", *("    " + line for line in body)]
+        elif shape == "function" and not body[1].startswith("ans"):
+            body = ["def solution():", "    " + body[0], "    return x"]
+        elif shape == "main":
+            body = ["def main():", *("    " + line for line in body), "", "main()"]
+        programs.append("\n".join([preamble, f"a = {a}", f"b = {b}", f"c = {c}", *body]))
+    return programs
+
+
+_FAITHFUL_RUN = """
+import contextlib, io, json, sys, warnings
+import numpy
+warnings.simplefilter("ignore")
+for source in json.load(sys.stdin):
+    printed, namespace = io.StringIO(), {"__name__": "__main__"}
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(source, namespace)
+            value = namespace["ans"] if "ans" in namespace else (
+                namespace["solution"]() if callable(namespace.get("solution")) else None)
+    except Exception:
+        print(json.dumps({"failed": True}))
+        continue
+    if isinstance(value, (bool, numpy.bool_)):
+        value = None
+    elif isinstance(value, numpy.generic):
+        value = value.item()
+    lines = printed.getvalue().splitlines()
+    print(json.dumps({"value": None if value is None else repr(value), "line": lines[-1] if lines else None}))
+"""
+
+
+def test_the_verified_form_computes_what_the_program_computes(pool):
+    """For generated programs, run faithfully (CPython with numpy, in a child process, never here), the form the
+    reader verifies gives a value only where the program does, and the same value: the program's `ans`, else what
+    its last printed line shows last. Forms may refuse what they cannot be sure of, but most programs verify."""
+    import json
+    import subprocess
+    import sys
+
+    from eotd_jax.thoughts.answers import answers_match
+
+    programs = _generated_programs(300, seed=25)
+    run = subprocess.run([sys.executable, "-c", _FAITHFUL_RUN], input=json.dumps(programs), capture_output=True,
+                         text=True, timeout=300, check=True)
+    originals = []
+    for line in run.stdout.splitlines():
+        result = json.loads(line)
+        if result.get("failed"):
+            originals.append(None)
+        elif result["value"] is not None:
+            originals.append(parse_number(result["value"]))  # the repr of an int or a float
+        else:
+            shown = [parse_number(word.strip(",:;")) for word in (result["line"] or "").split()]
+            originals.append(next((v for v in reversed(shown) if v is not None), None))
+    assert len(originals) == len(programs)
+    checked = check([{"thought": "pot", "rationale": program} for program in programs], pool)
+    wrong = [(program, original, c.outcome) for program, original, c in zip(programs, originals, checked, strict=True)
+             if c.outcome.ok and not answers_match(c.outcome.value, original)]
+    assert not wrong, wrong[:3]
+    verified = sum(c.outcome.ok for c in checked)
+    running = sum(original is not None for original in originals)
+    assert verified >= 0.75 * running, (verified, running)
 
 
 def test_reader_executes_nothing(monkeypatch):
@@ -431,23 +596,28 @@ def test_reader_executes_nothing(monkeypatch):
     assert read_rationale("pot", "ans = 1\n" * 30_000).failure is Failure.TOO_LARGE
 
 
+HOSTILE = [  # each repeated to the length the test asks for
+    "1+", "a", "x = a", "```\n", "`", "~", "Answer: ", "\\boxed{", "So 1 + 1 ", "% ", "(" * 90 + "\n", "x\nQ: ",
+    "def f(:\n", "```python\nx = 1\n```\n```output\nError\n```\n", " ", "\n", " \t\n", " " * 999 + "a\n", "ab ",
+    "ab =", "answer is ", "\nQ ", "Q: int = 1\n", "1,", "x = ab 1 ", "% The answer is ", "print(", ">>> ", "\n  ",
+    "ans = 1 # ", "- 1. x = ", "=" * 50 + " ",
+]
+
+
 @pytest.mark.parametrize("thought", ["cot", "pot", "eot"])
-@pytest.mark.parametrize("hostile", [
-    "1+" * 24_000, "a" * 49_000, "x = " + "a" * 49_000, "```\n" * 12_000, "Answer: " * 6_000, "\\boxed{" * 7_000,
-    "So " + "1 + 1 " * 8_000, "% " * 24_000 + "\nans = 1", ("(" * 90 + "\n") * 500, "x\nQ: " * 12_000,
-    "def f(:\n" * 6_000, "```python\nx = 1\n```\n```output\nError\n```\n" * 1_000,
-])
-def test_hostile_text_is_read_fast(thought, hostile):
-    """Readers and answer extraction are linear-time: no regular expression backtracks on adversarial text."""
-    import time
+@pytest.mark.parametrize("piece", HOSTILE)
+def test_hostile_text_is_read_in_linear_time(thought, piece):
+    """Readers and answer extraction are linear-time: no pattern backtracks on adversarial text. A rationale of
+    the largest size read (MAX_TEXT_CHARS) takes under a second of CPU; a megabyte is refused at once."""
+    from eotd_jax.thoughts.cot import MAX_TEXT_CHARS, extract_cot_answer
 
-    from eotd_jax.thoughts.cot import extract_cot_answer
-
-    start = time.monotonic()
-    reading = read_rationale(thought, hostile)
-    if thought == "cot" and reading.form:
-        extract_cot_answer(reading.form)
-    assert time.monotonic() - start < 2.0
+    for length in (MAX_TEXT_CHARS, 1_000_000):
+        text = (piece * (length // len(piece) + 1))[:length]
+        start = time.process_time()
+        reading = read_rationale(thought, text)
+        if thought == "cot" and reading.form:
+            extract_cot_answer(reading.form)
+        assert time.process_time() - start < 1.0, length
 
 
 SURFACE_VARIANTS = {
@@ -473,7 +643,7 @@ def test_surface_variants_of_gold_systems_verify_alike(variant, pool):
     records = [{"thought": "eot", "answer": format_number(p.answer),
                 "rationale": SURFACE_VARIANTS[variant](_commented(gold_rationales(p)["eot"]))} for p in problems]
     results = check(records, pool)
-    assert [verdict(r, c.outcome, c.stated) for r, c in zip(records, results, strict=True)] == ["kept"] * len(records)
+    assert [_verdict(r, c) for r, c in zip(records, results, strict=True)] == ["kept"] * len(records)
 
 
 def _commented(system: str) -> str:
@@ -516,6 +686,6 @@ def test_surface_variants_of_gold_programs_verify_alike(variant, pool):
         answer = format_number(problem.answer)
         records.append({"thought": "pot", "answer": answer, "rationale": POT_VARIANTS[variant](program, answer)})
     results = check(records, pool)
-    verdicts = [verdict(r, c.outcome, c.stated) for r, c in zip(records, results, strict=True)]
+    verdicts = [_verdict(r, c) for r, c in zip(records, results, strict=True)]
     failed = [(v, r["rationale"]) for v, r in zip(verdicts, records, strict=True) if v != "kept"]
     assert not failed, failed

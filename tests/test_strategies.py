@@ -40,3 +40,11 @@ def test_vote_takes_the_majority_and_breaks_ties_eot_pot_cot():
     assert choose("vote", {"eot": [bad], "pot": [bad], "cot": [bad]}) is None
     with pytest.raises(ValueError, match="unknown strategy"):
         choose("best", {})
+
+
+def test_vote_groups_answers_with_the_one_answer_tolerance():
+    """Answers that `answers_match` vote together however they round: 123456789.00001 and 123456789."""
+    answers = {"eot": [ok(5)], "pot": [Outcome(value=Fraction(123456789) + Fraction(1, 100_000))],
+               "cot": [ok(123456789)]}
+    assert choose("vote", answers) == Fraction(123456789) + Fraction(1, 100_000)
+    assert choose("vote", {"eot": [ok(5)], "pot": [ok(Fraction(1, 3))], "cot": [ok(Fraction(333, 1000))]}) == 5

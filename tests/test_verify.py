@@ -63,3 +63,89 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     assert "line 2: field 'thought': 'sql'" in result.stderr
     missing = run_verify(f"--input={tmp_path / 'nope.jsonl'}")
     assert missing.returncode != 0 and "nope.jsonl" in missing.stderr
+
+
+def _error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+def test_the_output_never_overwrites_the_input(tmp_path):
+    source = tmp_path / "rationales.jsonl"
+    text = json.dumps({"thought": "cot", "rationale": "The answer is 4.", "answer": "4"}) + "\n"
+    source.write_text(text)
+    (tmp_path / "link.jsonl").symlink_to(source)
+    for output in (source, tmp_path / "link.jsonl", tmp_path / "." / "rationales.jsonl"):
+        assert "is the input file" in _error_line(run_verify(f"--input={source}", f"--output={output}"))
+        assert source.read_text() == text
+
+
+def test_mistakes_are_one_line_before_any_work(tmp_path):
+    source = tmp_path / "rationales.jsonl"
+    source.write_text(json.dumps({"thought": "cot", "rationale": "The answer is 4.", "answer": "4"}) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    cases = {
+        "does not exist": [f"--input={source}", f"--output={tmp_path / 'missing' / 'verdicts.jsonl'}"],
+        "is a directory": [f"--input={source}", f"--output={tmp_path}"],
+        "no rationales": [f"--input={empty}"],
+        "--workers=0": [f"--input={source}", "--workers=0"],
+        "--cpu_seconds=-1": [f"--input={source}", "--cpu_seconds=-1"],
+        "workers": [f"--input={source}", "--workers=many"],
+        "Did you mean: output": [f"--input={source}", "--outptu=x"],
+        "unexpected arguments": [f"--input={source}", "extra"],
+        "not JSON (nested too deeply)": [f"--input={_written(tmp_path, '[' * 100_000)}"],
+    }
+    for expected, args in cases.items():
+        assert expected in _error_line(run_verify(*args)), args  # one line: the sandbox never started
+    assert not (tmp_path / "missing").exists()
+
+
+def _written(directory, text: str, name: str = "input.jsonl"):
+    path = directory / name
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    return path
+
+
+def test_any_text_in_any_field_gets_its_verdict_line(tmp_path):
+    """Random Unicode (lone surrogates, controls, `|`, line separators) and bytes that are not UTF-8, in every
+    field: no crash, one ASCII JSON verdict line per input line, ids kept, the yield table printed."""
+    import random
+
+    rng = random.Random(3)
+    pieces = ["\udc80", "\ud83d", "\U0001f600", "\x00", "\x1b[2J", "|", "\u2028", "\u202e", "é", "ans = ", "print(",
+              "```python\n", "```\n", "= ", "The answer is ", "\\boxed{", "%", " " * 50, "\n", "7", "3.5", "x"]
+    lines, ids = [], []
+    for number in range(60):
+        rationale = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        record = {"id": f"r{number}-" + rng.choice(pieces), "source": rng.choice(pieces), "answer": "7",
+                  "thought": rng.choice(["cot", "pot", "eot"]), "rationale": rationale}
+        ids.append(record["id"])
+        try:  # raw UTF-8 where it can be, else JSON escapes (`"\udc80"`: a lone surrogate)
+            line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(record).encode("ascii")
+        if number % 5 == 0:  # raw bytes that are no UTF-8, inside the rationale's text
+            line = line.replace(b'"rationale": "', b'"rationale": "\xff\xfe\xc3', 1)
+        lines.append(line)
+    source = tmp_path / "fuzz.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "verdicts.jsonl"
+    result = run_verify(f"--input={source}", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = out.read_bytes()
+    assert raw.isascii()
+    verdicts = [json.loads(line) for line in raw.decode("ascii").splitlines()]
+    assert [v["id"] for v in verdicts] == ids
+    assert all(isinstance(v["verdict"], str) and v["verdict"] for v in verdicts)
+    assert "| source | thought |" in result.stdout
+
+
+def test_random_bytes_are_one_error_line(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    source = tmp_path / "noise.jsonl"
+    source.write_bytes(bytes(rng.randrange(256) for _ in range(20_000)))
+    assert "not JSON" in _error_line(run_verify(f"--input={source}"))

@@ -4,6 +4,7 @@ their shipped configs, prompts and data, and the quickstart's steps run there.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,13 @@ from runs import ROOT, cpu_env
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """`pip install --no-deps --target` of the wheel `pip wheel` builds from this checkout (dependencies: this
-    interpreter's)."""
+    """`pip install --no-deps --target` of the wheel `pip wheel` builds from a copy of this checkout (setuptools
+    builds in the source tree; dependencies: this interpreter's)."""
     root = tmp_path_factory.mktemp("wheel")
+    source = shutil.copytree(ROOT, root / "source", ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "workdir", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(root / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(root / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "dist").glob("eotd_jax-*.whl")
     target = root / "site"

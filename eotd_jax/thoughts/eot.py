@@ -11,7 +11,7 @@ numbers, identifiers, `+ - * / **`, parentheses, unary minus, `N%` as percent
 (N/100) when no operand follows; `a % b` as modulo; the functions `floor ceil
 round abs sqrt min max int float` (also as `math.floor`...). Blank lines and `#`
 comments are ignored. What models write around this (`%` comment lines, `^`,
-`×`, fences, ...) is turned into this form by `reading.read_eot` first.
+`×`, fences, ...) is turned into this form by `reading.read_rationale` first.
 
 A division by an expression that is zero at the solution is a failure, even
 where sympy cancelled it (`(y - 1) / (y - 1)`); every answer obeys the digit
@@ -49,11 +49,6 @@ class EquationError(Exception):
     def __init__(self, failure: Failure, message: str):
         super().__init__(message)
         self.failure = failure
-
-
-def parse_system(text: str) -> list[sympy.Expr]:
-    """Equations as expressions `lhs - rhs` (== 0), built without evaluating strings."""
-    return _parse(text)[0]
 
 
 def _parse(text: str) -> tuple[list[sympy.Expr], list[sympy.Expr]]:

@@ -2,23 +2,36 @@
 
 Each rationale is read first (`reading.py`: the program or system found in
 what the model wrote); CoT answers are then extracted, PoT forms run and EoT
-forms solved in the sandbox pool, in parallel. A verdict is "kept",
-"wrong_answer", "disagrees" (the answer is right but the reply's own prose
-states another), or the failure reason of the thought.
+forms solved in the sandbox pool, in parallel (`check`). `verdict` is the one
+comparison of an answer with the gold one: "kept", "wrong_answer", "disagrees"
+(the answer is right but the reply's own prose states another), or the failure
+reason of the thought.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from fractions import Fraction
 
-from eotd_jax.thoughts.answers import answers_match, parse_number
+from eotd_jax.thoughts.answers import answers_match
 from eotd_jax.thoughts.cot import extract_cot_answer
-from eotd_jax.thoughts.outcome import Outcome
+from eotd_jax.thoughts.outcome import Failure, Outcome
 from eotd_jax.thoughts.reading import read_rationale
 from eotd_jax.thoughts.sandbox import SandboxPool
 
-__all__ = ["Checked", "check", "verdict", "verify"]
+__all__ = ["Checked", "Verdict", "check", "verdict"]
+
+
+class Verdict(enum.StrEnum):
+    """What a rationale with an answer is worth; without one, its `Failure` is the verdict. The values appear in
+    manifests, verdict files and yield tables."""
+
+    KEPT = "kept"  # the answer is the gold one
+    WRONG_ANSWER = "wrong_answer"
+    DISAGREES = "disagrees"  # the gold answer, but the reply's prose states another
+    DUPLICATE = "duplicate"  # kept already for this question and thought (data_gen)
+    OVER_CAP = "over_cap"  # the question has its cap of kept rationales for this thought (data_gen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +61,10 @@ def check(records: list[dict], pool: SandboxPool) -> list[Checked]:
     return [Checked(outcome, r.form, r.stated) for outcome, r in zip(outcomes, readings, strict=True)]
 
 
-def verify(records: list[dict], pool: SandboxPool) -> list[Outcome]:
-    """The answers alone (the student eval's view of `check`)."""
-    return [checked.outcome for checked in check(records, pool)]
-
-
-def verdict(record: dict, outcome: Outcome, stated: Fraction | None = None) -> str:
-    """"kept", "wrong_answer", "disagrees" (right, but contradicted by the `stated` answer), or the failure."""
+def verdict(outcome: Outcome, gold: Fraction | None, stated: Fraction | None = None) -> Verdict | Failure:
+    """The failure, WRONG_ANSWER, DISAGREES (right, but contradicted by the `stated` answer), or KEPT."""
     if outcome.failure:
-        return outcome.failure.value
-    if not answers_match(outcome.value, parse_number(str(record["answer"]))):
-        return "wrong_answer"
-    return "disagrees" if stated is not None and not answers_match(outcome.value, stated) else "kept"
+        return outcome.failure
+    if not answers_match(outcome.value, gold):
+        return Verdict.WRONG_ANSWER
+    return Verdict.DISAGREES if stated is not None and not answers_match(outcome.value, stated) else Verdict.KEPT
