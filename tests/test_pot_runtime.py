@@ -14,6 +14,7 @@ import pytest
 from runs import python_module
 
 from eotd_jax.thoughts import frames, pot, sandbox
+from eotd_jax.thoughts.answers import parse_number
 from eotd_jax.thoughts.outcome import Failure, Outcome
 from eotd_jax.thoughts.reading import read_rationale
 from eotd_jax.thoughts.sandbox import SandboxPool
@@ -24,7 +25,8 @@ def verdicts(pool: SandboxPool, rationale: str, golds: tuple) -> tuple[list[str]
     """The verdict of `rationale` against each gold answer, and its verified form."""
     records = [{"thought": "pot", "rationale": rationale, "answer": gold} for gold in golds]
     checked = check(records, pool)
-    return [verdict(r, c.outcome, c.stated) for r, c in zip(records, checked, strict=True)], checked[0].form
+    return [verdict(c.outcome, parse_number(str(r["answer"])), c.stated).value
+            for r, c in zip(records, checked, strict=True)], checked[0].form
 
 
 # --- the prelude: names used without an import, bound as a runtime that pre-imports them ----------------
@@ -209,7 +211,7 @@ def test_the_binaries_take_a_pot_cpu_limit(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         assert [json.loads(line)["verdict"] for line in out.read_text().splitlines()] == expected
     bad = python_module("eotd_jax.verify", f"--input={source}", "--pot_cpu_seconds=0", timeout=120)
-    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --cpu_seconds and")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --pot_cpu_seconds=0.0")
     build = python_module("data_gen.build", "--synthetic_count=4", "--thoughts=pot", f"--out={tmp_path / 'data'}",
                           "--format=jsonl", "--num_shards=1", "--progress=false", "--workers=1",
                           "--pot_cpu_seconds=3.5", timeout=300)
@@ -217,7 +219,7 @@ def test_the_binaries_take_a_pot_cpu_limit(tmp_path):
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["settings"]["pot_cpu_seconds"] == 3.5 and manifest["counts"]["pot"]["kept"] > 0
     refused = python_module("data_gen.build", f"--out={tmp_path / 'none'}", "--pot_cpu_seconds=-1", timeout=120)
-    assert refused.returncode != 0 and "error: --pot_cpu_seconds must be positive" in refused.stderr
+    assert refused.returncode != 0 and "error: flag --pot_cpu_seconds=-1: -1.0 is not number >= 0.01" in refused.stderr
 
 
 # --- the parent turns any reply into an outcome ----------------------------------------------------------------

@@ -245,7 +245,7 @@ NUMERIC_SCAFFOLDS = [
     ("```python\nfrom sympy import Rational, simplify\n\ndef pie_left():\n    eaten = Rational(3, 8) + Rational(1, 4)\n"
      "    return simplify(1 - eaten)\n\nleft = pie_left()\nprint(left)\n```\n```output\n3/8\n```\n"
      "There is $\\boxed{\\frac{3}{8}}$ of the pie left.", "3/8"),
-    ("import sympy as sp\nimport numpy as np\nside = sp.sqrt(49)\nans = np.floor(side * 4 / 3)", 9),
+    ("import sympy as sp\nimport numpy as np\nside = sp.sqrt(49)\nans = np.floor(float(side) * 4 / 3)", 9),
     ("```python\nfrom sympy import *\n\nshare = Rational(2, 5) * 45\nprint(simplify(share))\n```", 18),
 ]
 
@@ -453,8 +453,8 @@ FAITHFUL = [
     ("from numpy import *\nprint(sum([2**62, 2**62]))", None, 2**63),
     ("from numpy import *\nprint(max(3, 5))", None, 5),  # numpy's max(3, axis=5) fails
     ("from numpy import *\nprint(sum([1, 2]) * round(2.675, 2))", "8.04", "8.01"),  # numpy's rounding, not Python's
-    # sympy keeps an irrational root symbolic: the program prints `2*sqrt(2)`, no number.
-    ("```python\nfrom sympy import sqrt\nside = sqrt(8)\nprint(side)\n```", None, "2.8284271247461903"),
+    # sympy runs in the sandbox: the printed `2*sqrt(2)` is read as the number it is, not a rounding of it.
+    ("```python\nfrom sympy import sqrt\nside = sqrt(8)\nprint(side)\n```", "2.8284271247461903", "2.83"),
     # What a print shows is what it formats.
     ("```python\nmiles = 15.8 / 2\nprint('She runs %d miles a day' % miles)\n```", 7, "7.9"),  # gpt-3.5
     ("```python\naverage = (7 + 8) / 2\nprint(f\"Average: {average:.0f}\")\n```", 8, "7.5"),

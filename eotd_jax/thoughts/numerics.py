@@ -1,7 +1,7 @@
-"""numpy and sympy calls of PoT programs, made explicit in the standard library with their own semantics.
+"""numpy calls of PoT programs, made explicit in the standard library with numpy's semantics.
 
-Neither numpy nor sympy runs in the PoT sandbox, yet models open their programs
-with `import numpy as np` and call `np.ceil`, `np.sum`, sympy's `Rational`. The
+numpy does not run in the PoT sandbox, yet models open their programs with
+`import numpy as np` and call `np.ceil`, `np.sum`. The
 reader (`reading.py`) rewrites such a call only when its arguments have the
 shape of a scalar call (`np.max(values)`, not `np.max(a, axis)`), and then to
 a helper defined at the top of the verified form. A helper computes what numpy
@@ -11,11 +11,8 @@ would give another value (int64 overflow, ints beyond int64) or where its
 semantics are not emulated (arrays, booleans, nested lists): the program is then
 rejected, never kept with a value that its own run would not give. Float
 results agree with numpy's up to rounding (numpy sums pairwise).
-
-sympy's names map to the standard library where sympy's value is the same
-number (`Rational` is `fractions.Fraction`); `sqrt` is exact for perfect squares
-and refused where sympy keeps a symbolic root. sympy's `pi`, `E` and everything
-else keep their import: the program runs as written, or is refused.
+sympy programs are not rewritten: they run as written, with sympy, in the
+sandbox (`thoughts/pot.py`, `SYMPY_NAMES`).
 """
 
 from __future__ import annotations
@@ -224,20 +221,10 @@ def numpy_log10(value):
 def numpy_log2(value):
     return stdlib_math.log2(float(numpy_scalar(value)))
 
-
-def sympy_sqrt(value):
-    """sympy's root of a float is a float; of a perfect square, exact; any other root stays symbolic: refused."""
-    if isinstance(value, float):
-        return stdlib_math.sqrt(value)
-    exact = stdlib_fractions.Fraction(value)
-    root = stdlib_fractions.Fraction(stdlib_math.isqrt(exact.numerator), stdlib_math.isqrt(exact.denominator))
-    if root * root != exact:
-        raise ValueError('sympy keeps this root symbolic: the program does not compute a number here')
-    return root.numerator if root.denominator == 1 else root
 '''
 
 # Calls rewritten: name -> (helper or standard-library function, the positional-argument counts it takes,
-# the keywords it takes). A helper's name is defined by HELPERS_SOURCE; "" is the identity.
+# the keywords it takes). A helper's name is defined by HELPERS_SOURCE.
 _SCALAR = ((1,), ())
 NUMPY = {
     **{name: (f"numpy_{name}", *_SCALAR) for name in
@@ -248,21 +235,14 @@ NUMPY = {
     "power": ("numpy_power", (2,), ()), "pow": ("numpy_power", (2,), ()),
     "maximum": ("numpy_maximum", (2,), ()), "minimum": ("numpy_minimum", (2,), ()),
 }
-SYMPY = {
-    "Rational": ("stdlib_fractions.Fraction", (1, 2), ()), "Integer": ("int", (1,), ()), "Float": ("float", (1,), ()),
-    "N": ("float", (1,), ()), "floor": ("stdlib_math.floor", (1,), ()),
-    "ceiling": ("stdlib_math.ceil", (1,), ()),
-    "Abs": ("abs", (1,), ()), "Min": ("min", tuple(range(2, 9)), ()), "Max": ("max", tuple(range(2, 9)), ()),
-    "simplify": ("", (1,), ()), "nsimplify": ("", (1,), ()), "sqrt": ("sympy_sqrt", (1,), ()),
-}
-CONSTANTS = {"numpy": {"pi": "stdlib_math.pi", "e": "stdlib_math.e"}, "sympy": {}}
+CONSTANTS = {"numpy": {"pi": "stdlib_math.pi", "e": "stdlib_math.e"}}
 # Names of the helpers and of the modules they import: a program that binds or reads one is not rewritten.
-RESERVED_PREFIXES = ("numpy_", "sympy_", "stdlib_", "NumpyInt64")
-EQUIVALENTS = {"numpy": NUMPY, "sympy": SYMPY}
+RESERVED_PREFIXES = ("numpy_", "stdlib_", "NumpyInt64")
+EQUIVALENTS = {"numpy": NUMPY}
 # Modules whose exported names a reader may list (to know what `from m import *` binds): the sandbox's own
-# modules and numpy / sympy. Never a module named by the program itself: importing runs code.
+# modules and numpy. Never a module named by the program itself: importing runs code.
 _LISTABLE = ("math", "fractions", "decimal", "statistics", "itertools", "functools", "collections", "datetime",
-             "random", "numpy", "sympy")
+             "random", "numpy")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ its policy. Shared by data_gen's verification and the student eval.
   (`__name__` is "__main__"): a printed `'%d' % x` stays `'%d' % x`, an f-string
   field keeps its format, the other printed values are still evaluated, a
   `__name__` guard is resolved as Python resolves it, a `*` import that binds a
-  name the program reads stays, numpy / sympy calls become helpers with their
-  semantics (`numerics.py`). Where that cannot be made sure, the program runs
+  name the program reads stays, numpy calls become helpers with numpy's
+  semantics (`numerics.py`); sympy programs run as written. Where that cannot be made sure, the program runs
   as written (and fails where the sandbox lacks what it needs) or is rejected.
 - EoT: the equations of fenced blocks or of the text; comment lines (`%`, `#`,
   `//`) and prose lines dropped; `^ × ÷ −`, `$`, thousands separators, `2x`
@@ -246,14 +246,14 @@ def _is_prose_line(line: str) -> bool:
 
 
 def _portable_numerics(tree: ast.Module) -> set[str]:
-    """`np.ceil(x)` -> `numpy_ceil(x)`, sympy's `Rational(1, 2)` -> `fractions.Fraction(1, 2)`, ... (the rules and
-    the helpers' semantics are in `numerics.py`); returns the helpers the rewritten program calls.
+    """`np.ceil(x)` -> `numpy_ceil(x)`, ... (the rules and the helpers' semantics are in `numerics.py`); returns
+    the helpers the rewritten program calls.
 
-    Only calls of the shape a helper takes are rewritten; a program that uses anything else of numpy or sympy
-    keeps its import and is refused by the sandbox. Names that a `*` import of numpy or sympy binds are numpy's
-    or sympy's even where they shadow a builtin (`from numpy import *` binds `sum` and `round`).
+    Only calls of the shape a helper takes are rewritten; a program that uses anything else of numpy keeps its
+    import and is refused by the sandbox. Names that a `*` import of numpy binds are numpy's even where they
+    shadow a builtin (`from numpy import *` binds `sum` and `round`).
     """
-    modules: dict[str, str] = {}  # local name of an imported numpy / sympy -> the module
+    modules: dict[str, str] = {}  # local name of an imported numpy -> the module
     imported: dict[str, tuple[str, str]] = {}  # local name of a from-imported name -> (module, name)
     read = _loaded_names(tree)
     if any(name.startswith(numerics.RESERVED_PREFIXES) for name in read | _bound_names(tree)):
@@ -274,7 +274,7 @@ def _portable_numerics(tree: ast.Module) -> set[str]:
     helpers: set[str] = set()
 
     def member(node: ast.expr) -> tuple[str, str] | None:
-        """(module, name) when `node` names a member of numpy or sympy: `np.ceil`, or `ceil` from-imported."""
+        """(module, name) when `node` names a member of numpy: `np.ceil`, or `ceil` from-imported."""
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             return imported.get(node.id)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
@@ -298,8 +298,6 @@ def _portable_numerics(tree: ast.Module) -> set[str]:
             target, counts, keywords = rule
             if len(node.args) + len(node.keywords) not in counts or any(k.arg not in keywords for k in node.keywords):
                 return node
-            if target == "":
-                return node.args[0]  # `simplify(x)` is x
             node.func = reference(target, node.func)
             return node
 
