@@ -11,7 +11,7 @@ after "$" in the question and after a space in the equation the student
 copies it into (GPT-2's regex alone makes "$283" and " 283" two unrelated
 tokens, and the quickstart student then copied dollar amounts 36% of the
 time, against 67% for the others; with one token per number its validation
-ETD at step 1,200 went from 15% to 45%, docs/benchmarks.md). Merges never join a
+ETD at step 1,200 went from 15% to 45%, docs/training.md). Merges never join a
 number to a word or an operator, every byte is in the alphabet
 (nothing is unknown), and ids 0, 1, 2 are `<pad>` (also the decoder start),
 `</s>`, `<unk>` as in T5. The output is

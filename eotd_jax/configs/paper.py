@@ -43,7 +43,7 @@ def get_config(arguments: str = "codet5-large,etd") -> ConfigDict:
     config.mesh.shape = (1, -1, 1)
     # One global batch on every slice, so a run's optimisation does not depend on the slice it ran on: 64 packed
     # rows (about 450 examples) a step, 16 rows a chip on 4 chips (v4-8, v5p-8), 8 on v5e-8, 4 on v5e-16, 2 on 32
-    # chips. Planned with `python -m eotd_jax.aot` (docs/benchmarks.md, issue 12): without remat a v5e chip holds
+    # chips. Planned with `python -m eotd_jax.aot` (docs/planning.md): without remat a v5e chip holds
     # 12 rows of codet5-large, a v4 chip 19, so every planned slice fits the largest model without remat, whose
     # 21 to 27% more matmul FLOPs a token would buy only batch. Where a chip cannot hold its share, halve
     # train.batch_size and double train.grad_accum_steps, steps and warmup_steps: the same optimizer updates.

@@ -30,7 +30,7 @@ def get_config(method: str = "etd") -> ConfigDict:
     config.train.steps = 2000  # about 10 minutes on 2 cores
     config.train.learning_rate = 3e-3
     # Below it the student memorises its 4,000 problems and reads new ones badly: validation ETD at step 2,000
-    # was 62% at weight decay 0.01, 80% at 0.1, 98% at 0.3 (docs/benchmarks.md, issue 15).
+    # was 62% at weight decay 0.01, 80% at 0.1, 98% at 0.3 (docs/benchmarks.md, the weight-decay table).
     config.train.weight_decay = 0.3
     config.train.warmup_steps = 60
     config.eval.datasets = "synthetic/validation"

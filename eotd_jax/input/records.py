@@ -17,7 +17,7 @@ from eotd_jax import paths
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-    """One verified example (DESIGN.md, "Verified example")."""
+    """One verified example (docs/design.md, "The shard record")."""
 
     id: str
     source: str

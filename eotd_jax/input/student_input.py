@@ -2,7 +2,7 @@
 
 The defaults are those of the paper's released ETD student
 (`zhuxunyu/etd-codet5p-770m-py`), so that model can be imported and evaluated
-as it was trained (DESIGN.md, "Student input"). A training config carries its
+as it was trained (docs/design.md, "The student input"). A training config carries its
 own (`input.template`, `input.selectors`); the checkpoint keeps them, an
 export writes them to `student_input.json`, and the eval binary reads them
 back (its flags override them).

@@ -6,7 +6,7 @@ to mesh axes with one rules table. The encoder's and the decoder's layers are
 each one module whose parameters are stacked on a leading `layers` axis, run
 by `lax.scan` (`T5Config.scan_layers`): XLA compiles one layer body instead of
 24 unrolled copies, which cuts a large model's TPU compile several-fold
-(docs/benchmarks.md, issue 12). Dropout takes an explicit PRNG key (None
+(docs/planning.md, "How the step compiles"). Dropout takes an explicit PRNG key (None
 means deterministic), so the forward pass is a pure function of params,
 inputs and key. Decoding uses `init_cache` / `decode_step`: the cross-attention
 keys and values are computed once from the encoder output and the decoder's

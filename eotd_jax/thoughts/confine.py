@@ -1,6 +1,6 @@
 """Kernel-enforced confinement of one sandbox child, applied before untrusted code runs.
 
-The layers (what each stops on its own is in README "The sandbox"):
+The layers (what each stops on its own is in docs/sandbox.md):
 - namespaces (zygote): new network and mount namespaces, a private size-bounded
   tmpfs on /tmp (not root: inside a user namespace, where the kernel allows one);
   the interpreter's and the package's dirs that live under /tmp (a checkout or a
