@@ -70,26 +70,24 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except SystemExit:
         raise
     except Exception as error:  # noqa: BLE001  absl's flags.Error, and ml_collections' IOError / KeyError / ...
-        _exit(f"error: {_one_line(error)} ({argv[0].rsplit('/', 1)[-1]} --helpshort lists the flags; "
-              "configs/default.py lists every config field)", USAGE_ERROR)
+        _exit(f"error: {_flag_problem(error)}", USAGE_ERROR)
     return rest
 
 
-def _one_line(error: BaseException) -> str:
-    """The useful part of a flag or config error: ml_collections nests them and puts the point on the last line."""
+def _flag_problem(error: BaseException) -> str:
+    """`<what> (<how to fix>)` of a flag or config error; ml_collections nests them, its point on the last line."""
     while error.args and isinstance(error.args[0], BaseException):
         error = error.args[0]
     if isinstance(error, KeyError):  # an override of a field that does not exist: "'stpes'\nDid you mean ..."
         field, _, hint = str(error.args[0]).partition("\n")
-        return f"no config field {field}" + (f": {hint}" if hint else "")
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if len(lines) > 1 and lines[0].startswith("flag --"):  # a config file that raised: its flag, then the raise
-        return f"{lines[0].rstrip(':')}: {lines[-1]}"
+        return f"no config field {field} ({hint + ' ' if hint else ''}configs/default.py lists every field)"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
     if any("No such file or directory" in line for line in lines):
-        return f"config file not found: {lines[-1].split(': ', 1)[-1]}"
-    return lines[-1] if len(lines) > 1 and lines[0].startswith("Configuration is not available") else lines[0]
+        return f"config file not found: {lines[-1].split(': ', 1)[-1]} (give a path to a config file, e.g. " \
+               "configs/quickstart.py)"
+    if len(lines) > 1 and lines[0].startswith("flag --"):  # a config file that raised: its flag, then the raise
+        return f"{lines[0].removesuffix(':').rsplit(': ', 1)[0]}: {lines[-1]} (fix the flag)"
+    return f"{lines[0]} (--helpshort lists the flags)"
 
 
 def _exit(line: str, status: int) -> None:

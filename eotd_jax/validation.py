@@ -112,12 +112,13 @@ def _field_problems(config: ConfigDict) -> list[str]:
         elif not _same_type(value, default_value):
             problems.append(f"config.{name} is {value!r}, a {type(value).__name__}; it must be a "
                             f"{type(default_value).__name__} (like its default, {default_value!r})")
-        elif name in RANGES and not RANGES[name].test(value):
-            bound = RANGES[name]
+    if problems:  # the checks below read the fields as their types
+        return problems
+    for name, bound in RANGES.items():
+        value = _get(config, name)
+        if not bound.test(value):
             problems.append(f"config.{name} is {value!r}; it must be {bound.requirement}"
                             f"{': ' + bound.why if bound.why else ''} (pass --config.{name}=<{bound.requirement}>)")
-    if problems:
-        return problems
     train = config.train
     if train.per_device_batch_size == 0 and train.batch_size < 1:
         problems.append(f"config.train.batch_size is {train.batch_size}; it must be at least 1 (pass "
