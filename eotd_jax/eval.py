@@ -21,11 +21,11 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from eotd_jax import paths
+from eotd_jax import cli, paths
 from eotd_jax.benchmarks import DATASETS, Problem, load_problems
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.journal import Journal
@@ -180,4 +180,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

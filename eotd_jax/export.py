@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from eotd_jax import paths
+from eotd_jax import cli, paths
 from eotd_jax.input import student_input
 from eotd_jax.model.hf_io import export_hf
 from eotd_jax.student import load_student
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
