@@ -21,13 +21,23 @@ import json
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import ConfigDict, config_flags
 
+from eotd_jax import cli, platforms, validation
 from eotd_jax.model.sharding import data_parallel_size
 from eotd_jax.planning import slices
-from eotd_jax.planning.plan import Plan, describe, find_batch, plan_decode, plan_train, record, train_facts, \
-    train_mesh, with_settings
+from eotd_jax.planning.plan import (
+    Plan,
+    describe,
+    find_batch,
+    plan_decode,
+    plan_train,
+    record,
+    train_facts,
+    train_mesh,
+    with_settings,
+)
 from eotd_jax.trainer import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file (configs/*.py)",
@@ -49,8 +59,10 @@ def main(argv):
     if _CONFIG.value is None or _TOPOLOGY.value is None:
         sys.exit("error: --config and --topology are required")
     jax.config.update("jax_platforms", "cpu")  # the host compiles; it must not try to open a TPU
+    platforms.describe_host_to_libtpu()
     logging.set_verbosity(logging.WARNING)
     try:
+        validation.check_fields(_CONFIG.value)
         slice_ = slices.load(_TOPOLOGY.value)
         sys.exit(run(_CONFIG.value, slice_))
     except (slices.SliceError, ConfigError, ValueError) as error:
@@ -65,7 +77,7 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
 
     def report(plan: Plan) -> None:
         row = record(plan, facts if plan.program == "train" else None, slice_)
-        print(json.dumps(row) if _JSON.value else describe(row, chip), flush=True)
+        print(cli.json_line(row) if _JSON.value else describe(row, chip), flush=True)
 
     def train_planner(config: ConfigDict) -> Plan:
         return plan_train(config, slice_, _DUMP_HLO.value)
@@ -98,4 +110,4 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
