@@ -113,20 +113,22 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state) -> tuple[int,
     """(step, state, data position) of the newest step that restores, placed like `abstract_state`; None when
     there is no checkpoint. A damaged step is renamed `<step>.damaged`, with a warning, and the one before it
     is tried; checkpoints of another model (other parameter shapes) are a CheckpointError."""
+    damaged = []
     for step in sorted(manager.all_steps(), reverse=True):
+        _check_layout(manager, step)
         _check_same_model(manager, step, abstract_state["params"])
         try:
             return (step, *restore(manager, step, abstract_state))
-        except CheckpointError:
-            raise
         except Exception as error:  # noqa: BLE001  a damaged step fails in tensorstore, Orbax or JSON
             message = _first_line(error)
             if any(status in message for status in _NOT_DAMAGE):
                 raise CheckpointError(f"cannot read step {step} of {manager.directory}: {message} (check access "
                                       "to it and run the same command again)") from None
             _set_aside(manager, step, message)
-    if manager.all_steps():
-        raise CheckpointError(f"no step of {manager.directory} restores")
+            damaged.append(step)
+    if damaged:
+        raise CheckpointError(f"every checkpoint in {manager.directory} is damaged (steps {damaged}, set aside as "
+                              f"<step>{DAMAGED_SUFFIX}) (train afresh in another --workdir)")
     return None
 
 
