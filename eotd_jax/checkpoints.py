@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging as python_logging
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -34,11 +35,29 @@ class CheckpointError(cli.Error):
 
 
 class _OrbaxTracebacks(python_logging.Filter):
-    """Drops the tracebacks Orbax logs from its save threads: the same failure reaches the caller, which says it
-    in one line (a full disk logged one per thread and item, dozens)."""
+    """Drops the tracebacks of a failed save: Orbax's threads log them (absl), and asyncio logs the exceptions
+    of the save's other writes when their tasks are collected; the failure reaches the caller, which says it in
+    one line (a full disk logged one per thread and array, dozens)."""
 
     def filter(self, record: python_logging.LogRecord) -> bool:
+        if record.name == "asyncio":
+            return "orbax" not in record.getMessage()
         return not (record.exc_info and "orbax" in record.pathname)
+
+
+def _quiet_closed_loops(unraisable) -> None:
+    """sys.unraisablehook: drops the "Event loop is closed" of tensorstore finishing a write for a save that
+    Orbax gave up on (it closed that save's event loop at the first failure); the rest goes to Python's hook."""
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+        sys.__unraisablehook__(unraisable)
+
+
+def _quiet_failed_saves() -> None:
+    for name in ("absl", "asyncio"):
+        logger = python_logging.getLogger(name)
+        if not any(isinstance(f, _OrbaxTracebacks) for f in logger.filters):
+            logger.addFilter(_OrbaxTracebacks())
+    sys.unraisablehook = _quiet_closed_loops
 
 
 def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = True) -> ocp.CheckpointManager:
@@ -50,9 +69,7 @@ def make_manager(workdir: str, keep: int, keep_best: int, asynchronous: bool = T
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
         best_fn=_accuracy if keep_best else None, best_mode="max",  # without best_fn Orbax drops the metrics
         enable_async_checkpointing=asynchronous, create=True)
-    absl_logger = python_logging.getLogger("absl")
-    if not any(isinstance(f, _OrbaxTracebacks) for f in absl_logger.filters):
-        absl_logger.addFilter(_OrbaxTracebacks())
+    _quiet_failed_saves()
     return _Manager(os.fspath(paths.path(paths.absolute(workdir)) / "checkpoints"), options=options)
 
 
