@@ -256,7 +256,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_checkpoint_before
     assert result.stderr.strip().splitlines() == [line]
     assert f"saving a checkpoint to {disk / 'run' / 'checkpoints'} failed: no space left" in line
     assert "the run resumes from step 2" in line
-    assert result.stdout.split() == ["2"]  # what the run left on its disk
+    assert [name for name in result.stdout.split() if name.isdigit()] == ["2"]  # the steps left on its disk
 
 
 def test_step_best_without_an_in_training_eval_says_it_takes_the_latest(trained, tmp_path):
