@@ -88,8 +88,8 @@ def check_fields(config: ConfigDict) -> None:
 
 
 def check_training(config: ConfigDict, workdir: str) -> None:
-    """`check_fields`, and each data dir's thoughts (from its manifest) and the writability of the workdir and
-    the compilation cache; raises ConfigError listing every problem."""
+    """`check_fields`, the thoughts each data dir holds (from its manifest), and the writability of the workdir
+    and the compilation cache; raises ConfigError listing every problem."""
     problems = _field_problems(config)
     if not problems:  # the data and the outputs are read from fields known to be sound
         problems += _data_problems(config) + _output_problems(config, workdir)
@@ -160,13 +160,12 @@ def _thought_problems(where: str, spec: str) -> list[str]:
 
 
 def _data_problems(config: ConfigDict) -> list[str]:
-    """Each data dir exists and its manifest (where it has one) lists the thoughts the config asks of it."""
+    """Each data dir's manifest (where it has one) lists the thoughts the config asks of it; a missing dir is the
+    trainer's to say, after the config's requirements of the machine."""
     problems = []
     for source in _sources(config):
         directory = source["dir"]
         if not paths.path(directory).is_dir():
-            problems.append(f"data dir {directory} does not exist (build it with python -m data_gen.build "
-                            f"--out={directory})")
             continue
         try:
             manifest = records.read_manifest(directory)
