@@ -57,10 +57,13 @@ def _filesystem(location: str):
 
 def create_new(location: str | os.PathLike, text: str) -> None:
     """Writes a file that must not exist yet, whole or not at all; FileExistsError when it exists (locally a
-    hard link of a finished temporary file; on gs:// an upload on the condition that no object is there)."""
+    hard link of a finished temporary file; on gs:// an upload on the condition that no object is there, after
+    a look for one, for stores that ignore the condition, as emulators do)."""
     location = os.fspath(location)
     if is_remote(location):
         filesystem, remote = _filesystem(location)
+        if filesystem.exists(remote):
+            raise FileExistsError(location)
         with filesystem.open(remote, "xb") as file:
             file.write(text.encode())
         return

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from runs import ROOT, cpu_env, python_module, train, train_command, train_flags
 
-from eotd_jax import cli, run_lock
+from eotd_jax import cli, paths, run_lock
 from eotd_jax.input.records import read_records
 
 TWO_CHECKPOINTS = ["--config.train.steps=4", "--config.checkpoint.every_steps=2"]
@@ -101,6 +101,16 @@ def test_a_stale_lock_is_taken_over_and_released_at_the_end(trained):
     workdir, result = trained
     assert "taking over the stale lock of pid" in result.stderr
     assert not (workdir / run_lock.LOCK_NAME).exists()
+
+
+def test_the_lock_holds_a_gs_workdir_too(gcs):
+    workdir = f"{gcs}/locked-run"
+    with run_lock.hold(workdir):
+        with pytest.raises(run_lock.RunLocked, match=f"in use by the trainer with pid {os.getpid()}"):
+            with run_lock.hold(workdir):
+                pass
+        assert paths.path(workdir, run_lock.LOCK_NAME).exists()
+    assert not paths.path(workdir, run_lock.LOCK_NAME).exists()
 
 
 def test_a_lock_is_stale_when_its_process_is_gone_or_it_was_not_renewed():
