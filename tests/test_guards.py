@@ -149,6 +149,18 @@ def test_keeping_no_checkpoint_and_other_out_of_range_fields_are_refused_togethe
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_every_shipped_config_passes_the_validation():
+    from configs import default, paper, quickstart
+    from eotd_jax import validation
+
+    validation.check_fields(default.get_config())
+    for method in quickstart.THOUGHTS:
+        validation.check_fields(quickstart.get_config(method))
+    for model in paper.MODELS:
+        for method in paper.THOUGHTS:
+            validation.check_fields(paper.get_config(f"{model},{method}"))
+
+
 def test_train_tokenizer_refuses_an_out_that_is_a_file(tmp_path, training_data):
     (tmp_path / "tok").write_text("mine")
     line = _one_error_line(python_module("eotd_jax.train_tokenizer", f"--data={training_data}",
