@@ -23,10 +23,10 @@ import json
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import ConfigDict, config_flags
 
-from eotd_jax import configs
+from eotd_jax import cli, platforms, validation
 from eotd_jax.model.sharding import data_parallel_size
 from eotd_jax.planning import slices
 from eotd_jax.planning.plan import (
@@ -65,8 +65,10 @@ def main(argv):
     if _CONFIG.value is None or _TOPOLOGY.value is None:
         sys.exit("error: --config and --topology are required")
     jax.config.update("jax_platforms", "cpu")  # the host compiles; it must not try to open a TPU
+    platforms.describe_host_to_libtpu()
     logging.set_verbosity(logging.WARNING)
     try:
+        validation.check_fields(_CONFIG.value)
         slice_ = slices.load(_TOPOLOGY.value)
         sys.exit(run(_CONFIG.value, slice_))
     except (slices.SliceError, ConfigError, ValueError) as error:
@@ -81,7 +83,7 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
 
     def report(plan: Plan) -> None:
         row = record(plan, facts if plan.program == "train" else None, slice_)
-        print(json.dumps(row) if _JSON.value else describe(row, chip), flush=True)
+        print(cli.json_line(row) if _JSON.value else describe(row, chip), flush=True)
 
     def train_planner(config: ConfigDict) -> Plan:
         return plan_train(config, slice_, _DUMP_HLO.value)
@@ -125,5 +127,4 @@ def run(config: ConfigDict, slice_: slices.Slice) -> int:
 
 
 if __name__ == "__main__":
-    sys.argv = configs.with_shipped_paths(sys.argv)
-    app.run(main)
+    cli.run(main)

@@ -27,10 +27,10 @@ import os
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm import tqdm
 
-from eotd_jax import distributed, multihost, paths
+from eotd_jax import cli, distributed, multihost, paths
 from eotd_jax.benchmarks import DATASETS, Problem, load_problems
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.journal import Journal
@@ -221,4 +221,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -19,9 +19,9 @@ import json
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 
-from eotd_jax import paths
+from eotd_jax import cli, paths
 from eotd_jax.input import student_input
 from eotd_jax.model.hf_io import export_hf
 from eotd_jax.model.sharding import make_mesh
@@ -97,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -55,6 +55,27 @@ def _filesystem(location: str):
     return fsspec.core.url_to_fs(location)
 
 
+def create_new(location: str | os.PathLike, text: str) -> None:
+    """Writes a file that must not exist yet, whole or not at all; FileExistsError when it exists (locally a
+    hard link of a finished temporary file; on gs:// an upload on the condition that no object is there, after
+    a look for one, for stores that ignore the condition, as emulators do)."""
+    location = os.fspath(location)
+    if is_remote(location):
+        filesystem, remote = _filesystem(location)
+        if filesystem.exists(remote):
+            raise FileExistsError(location)
+        with filesystem.open(remote, "xb") as file:
+            file.write(text.encode())
+        return
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(location) or ".", prefix=".new-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.link(temporary, location)
+    finally:
+        os.unlink(temporary)
+
+
 @contextlib.contextmanager
 def local_copy(location: str | os.PathLike, skip: tuple[str, ...] = ()) -> Iterator[str]:
     """A local file or directory with the content of `location`: itself when local, else a temporary download

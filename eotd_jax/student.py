@@ -50,7 +50,11 @@ def checkpoint_step(manager, which: str) -> int:
     steps = manager.all_steps()
     if not steps:
         raise FileNotFoundError(f"{manager.directory}: no checkpoint (and not a Hugging Face model directory)")
-    step = {"latest": manager.latest_step(), "best": manager.best_step() or manager.latest_step()}.get(which)
+    if which == "best" and manager.best_step() is None:
+        logging.warning("no checkpoint of %s was scored by an in-training eval (config.eval.every_steps); "
+                        "--step=best takes the latest, step %d", manager.directory, manager.latest_step())
+        which = "latest"
+    step = {"latest": manager.latest_step(), "best": manager.best_step()}.get(which)
     if step is None and not which.isdigit():
         raise ValueError(f"checkpoint step must be latest, best or a step number, not {which!r}")
     step = step if step is not None else int(which)

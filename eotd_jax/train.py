@@ -12,14 +12,13 @@ VM slice, GKE, SLURM with one process per GPU) or `--coordinator_address / --num
 
 from __future__ import annotations
 
-import json
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from eotd_jax import configs, distributed, paths
+from eotd_jax import cli, configs, distributed, paths, run_lock, validation
 from eotd_jax.configs import default
 from eotd_jax.trainer import ConfigError, train
 
@@ -40,13 +39,15 @@ def main(argv):
         distributed.initialize_from_flags()
     except distributed.ClusterError as error:
         sys.exit(f"error: {error}")
+    validation.check_training(_CONFIG.value, _WORKDIR.value)
     paths.path(_WORKDIR.value).mkdir(parents=True, exist_ok=True)
     try:
-        metrics = train(_CONFIG.value, _WORKDIR.value)
+        with run_lock.hold(_WORKDIR.value):
+            metrics = train(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     if jax.process_index() == 0:
-        print(json.dumps(metrics))
+        print(cli.json_line(metrics))
 
 
 def usage() -> str:
@@ -60,4 +61,4 @@ if __name__ == "__main__":
     if {"-h", "--help", "--helpshort", "-?"} & set(sys.argv[1:]):  # absl's own --help exits 1
         print(usage())
         sys.exit(0)
-    app.run(main)
+    cli.run(main)

@@ -22,11 +22,13 @@ the copy exported beside the student.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 
-from absl import app, flags
+from absl import flags
 
+from eotd_jax import cli
 from eotd_jax.input.records import read_records
 from eotd_jax.input.student_input import StudentInput
 
@@ -82,6 +84,9 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {argv[1:]}")
     if not FLAGS.data or not FLAGS.out:
         sys.exit("error: --data and --out are required")
+    if os.path.exists(FLAGS.out) and not os.path.isdir(FLAGS.out):
+        sys.exit(f"error: --out {FLAGS.out} is a file; the tokenizer is a directory (name a new or existing "
+                 "directory)")
     try:
         records = [record for directory in FLAGS.data for record in read_records(directory)]
         tokenizer = train_bpe(training_texts(records), FLAGS.vocab_size, FLAGS.min_frequency,
@@ -98,4 +103,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -29,7 +29,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from eotd_jax import checkpoints, paths, run_dir
+from eotd_jax import checkpoints, divergence, paths, run_dir
 from eotd_jax.benchmarks import BENCHMARKS, Problem, load_problems
 from eotd_jax.evaluation import DecodeSettings, accuracy, answer_questions
 from eotd_jax.input.pipeline import make_batches
@@ -45,10 +45,7 @@ from eotd_jax.summaries import ScalarWriter
 from eotd_jax.thoughts import THOUGHTS
 from eotd_jax.thoughts.sandbox import SandboxPool
 from eotd_jax.tokenizer import load_tokenizer
-
-
-class ConfigError(ValueError):
-    """A config that cannot work; raised before anything is compiled."""
+from eotd_jax.validation import ConfigError
 
 
 @dataclasses.dataclass
@@ -322,9 +319,9 @@ def train(config: ConfigDict, workdir: str) -> dict:
 
     manager = checkpoints.make_manager(workdir, config.checkpoint.keep, config.checkpoint.keep_best,
                                        config.checkpoint.asynchronous)
-    latest = manager.latest_step()
-    if latest is not None:
-        state, position = checkpoints.restore(manager, latest, checkpoints.abstract_like(shapes, state_shardings))
+    restored = checkpoints.restore_latest(manager, checkpoints.abstract_like(shapes, state_shardings))
+    if restored is not None:
+        latest, state, position = restored
         run.batches.position = position
         logging.warning("resumed from step %d (data position %s)", latest, position)
     else:
@@ -365,6 +362,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 window_start, window_tokens, window_steps = time.perf_counter(), 0.0, 0
             elif step % config.log_every_steps == 0 or step == config.train.steps:
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                divergence.check_finite(step, metrics, manager.latest_step(), config)
                 seconds = time.perf_counter() - window_start
                 updates = max(step // config.train.grad_accum_steps, 1)  # the schedule counts optimizer updates
                 metrics.update(learning_rate=float(schedule(updates - 1)), tokens_per_second=window_tokens / seconds,
@@ -390,6 +388,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
             if preemption.stopping:
                 logging.warning("SIGTERM: saving step %d before exiting", step)
             if preemption.stopping or step % config.checkpoint.every_steps == 0 or step == config.train.steps:
+                divergence.check_finite(step, metrics, manager.latest_step(), config)
                 checkpoints.save(manager, step, state, dict(run.batches.position), config_dict,
                                  {"accuracy": eval_metrics["accuracy"]} if eval_metrics else None,
                                  force=preemption.stopping)
@@ -401,8 +400,7 @@ def train(config: ConfigDict, workdir: str) -> dict:
         bar.close()
         if pool is not None:
             pool.close()
-        manager.wait_until_finished()
-        manager.close()
+        checkpoints.close(manager)
         if writer is not None:
             writer.close()
     return last

@@ -4,6 +4,7 @@ processes too: both stop at the same step, mid-eval), in-training eval, the comp
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -83,22 +84,29 @@ def test_a_run_killed_between_checkpoints_resumes_to_the_same_loss_and_params(tm
 
 
 def test_in_training_eval_scores_checkpoints_for_keep_best(tmp_path, training_data):
-    result = train(tmp_path, training_data, "--config.train.steps=4", "--config.checkpoint.every_steps=2",
-                    "--config.eval.every_steps=2", "--config.checkpoint.keep_best=1", "--config.eval.limit=6",
-                    "--config.eval.max_new_tokens=16", "--config.eval.workers=1", "--config.eval.thoughts=eot,pot",
-                    env={"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})  # cache every compile, however quick
+    """Checkpoints at 2, 4 and 6, each scored by the eval; keep=1 and keep_best=1 leave the latest and the best."""
+    result = train(tmp_path, training_data, "--config.train.steps=6", "--config.checkpoint.every_steps=2",
+                   "--config.eval.every_steps=2", "--config.checkpoint.keep=1", "--config.checkpoint.keep_best=1",
+                   "--config.eval.limit=6", "--config.eval.max_new_tokens=16", "--config.eval.workers=1",
+                   "--config.eval.thoughts=eot,pot",
+                   env={"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})  # cache every compile, however quick
     assert result.returncode == 0, result.stderr[-3000:]
     cached = {p.name.split("-")[0] for p in (tmp_path / "compilation_cache").iterdir()}  # on by default
     assert {"jit_train_step_on_mesh", "jit_greedy"} <= cached, cached
-    assert "step 2: held-out ETD accuracy" in result.stderr and "step 4: held-out ETD accuracy" in result.stderr
+    logged = {int(m[0]): float(m[1]) for m in re.findall(r"step (\d+): held-out ETD accuracy ([\d.]+)", result.stderr)}
+    assert sorted(logged) == [2, 4, 6]
     metrics = last_json_line(result.stdout)
     assert {"eval/synthetic/eot_accuracy", "eval/synthetic/pot_accuracy", "eval/synthetic/etd_accuracy",
             "accuracy"} <= set(metrics)
-    for step in (2, 4):
-        saved = json.loads((tmp_path / "checkpoints" / str(step) / "metrics" / "metrics").read_text())
-        assert 0.0 <= saved["accuracy"] <= 1.0
+    saved = _saved_steps(tmp_path)
+    best = max(logged.values())
+    assert 6 in saved and len(saved) <= 2  # the latest, and the best when it is another step
+    assert all(logged[step] == best for step in saved if step != 6) and (len(saved) == 2 or logged[6] == best)
+    for step in saved:  # each survivor carries the accuracy its eval logged
+        stored = json.loads((tmp_path / "checkpoints" / str(step) / "metrics" / "metrics").read_text())
+        assert abs(stored["accuracy"] - logged[step]) < 1e-4
     tags = _scalar_steps(tmp_path)
-    assert tags["eval/synthetic/etd_accuracy"] == [2, 4] and "loss" in tags
+    assert tags["eval/synthetic/etd_accuracy"] == [2, 4, 6] and "loss" in tags
 
 
 def test_keep_best_without_eval_at_checkpoints_is_a_config_error(tmp_path, training_data):
@@ -252,18 +260,31 @@ def test_help_exits_0_and_lists_every_config_field_with_its_meaning():
 
 @pytest.mark.parametrize("chips", [4, 8, 16, 32])
 def test_the_paper_config_trains_one_global_batch_split_evenly_on_4_to_32_chips(chips):
-    """The same optimisation on any slice; each chip's share and each TPU host's (4 chips) is whole."""
+    """The same optimisation on any slice: the paper config's global batch of 64 packed rows, split by the input
+    pipeline over the TPU hosts (4 chips each) and by the batch sharding over their chips, is whole everywhere and
+    is the batch one process would train on."""
     from jax.sharding import AbstractMesh
 
-    from eotd_jax.model.sharding import MESH_AXES
+    from eotd_jax.input.packing import PackedBatches, TokenizedExample
+    from eotd_jax.model.sharding import MESH_AXES, batch_sharding
     from eotd_jax.trainer import global_batch_size
 
     config = paper.get_config()
     shape = tuple(chips if size == -1 else size for size in config.mesh.shape)  # FSDP over every chip
-    assert np.prod(shape) == chips
-    batch = global_batch_size(config, AbstractMesh(shape, MESH_AXES))
-    assert batch == config.train.batch_size == 64
-    assert batch % chips == 0 and batch % max(chips // 4, 1) == 0
+    mesh = AbstractMesh(shape, MESH_AXES)
+    batch = global_batch_size(config, mesh)
+    assert batch == 64
+    rows_per_chip = batch_sharding(mesh).shard_shape((batch, config.data.target_length))[0]
+    hosts = chips // 4
+    half = config.data.source_length // 2 + 1  # one example a row: every row is its own example
+    examples = [TokenizedExample(np.full(half, i, np.int32), np.full(half, i, np.int32)) for i in range(2 * batch)]
+    one = PackedBatches(examples, batch, config.data.source_length, config.data.target_length, 0).batch(0, 1)
+    per_host = [PackedBatches(examples, batch, config.data.source_length, config.data.target_length, 0, host,
+                              hosts).batch(0, 1) for host in range(hosts)]
+    assert all(len(rows["inputs"]) == 4 * rows_per_chip for rows in per_host)  # each host feeds its 4 chips
+    for name in one:
+        np.testing.assert_array_equal(np.concatenate([rows[name] for rows in per_host]), one[name])
+    assert len({int(row[0]) for rows in per_host for row in rows["inputs"]}) == batch  # no row twice
 
 
 def test_sigterm_during_the_in_training_eval_stops_it_within_a_batch(tmp_path, training_data):

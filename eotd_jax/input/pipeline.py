@@ -31,6 +31,11 @@ def mixture(sources: list[dict], seed: int) -> list[dict]:
     for number, source in enumerate(sources):
         thoughts = tuple(t.strip() for t in source["thoughts"].split(",")) if source.get("thoughts") else None
         found = read_records(source["dir"], thoughts)
+        held = {r["thought"] for r in found}
+        missing = [t for t in thoughts or () if t not in held]
+        if missing:
+            raise ValueError(f"data dir {source['dir']} holds no {', '.join(missing)} rationales (train on the "
+                             "thoughts it holds, or build the others with python -m data_gen.build --thoughts=...)")
         weight = float(source.get("weight", 1.0))
         whole, fraction = int(weight), weight - int(weight)
         records.extend(found * whole)

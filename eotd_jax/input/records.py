@@ -5,11 +5,16 @@ reads them with `read_records`, local or gs://. `rationale` is the training
 target exactly as the teacher wrote it; `verified_form` is what the verifier
 executed (the program or system its reader found), recorded beside it. Shards
 written before `verified_form` existed read back with it empty.
+
+Where data_gen's `manifest.json` lists the shards, exactly those are read, each
+checked against the sha256 the manifest gives it; a damaged, truncated or
+missing shard is an error naming the file (and the digest it should have).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 from eotd_jax import paths
@@ -59,38 +64,80 @@ def tfds_features():
     })
 
 
+MANIFEST = "manifest.json"  # data_gen.build writes it beside the shards
+
+
+def read_manifest(data_dir: str) -> dict | None:
+    """The data dir's manifest (its thoughts, counts and shards: file, records, sha256); None when it has none."""
+    path = paths.path(data_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON (rebuild {data_dir} with python -m data_gen.build)") from None
+
+
+def held_thoughts(manifest: dict) -> list[str]:
+    """The thoughts a manifest's shards hold: those with at least one kept rationale."""
+    counts = manifest.get("counts")
+    if counts is None:
+        return list(manifest.get("thoughts", []))
+    return [thought for thought, count in counts.items() if count.get("kept", 0) > 0]
+
+
 def read_records(data_dir: str, thoughts: tuple[str, ...] | None = None) -> list[dict]:
     """All records under `data_dir` (in shard order) as dicts of the `Record` fields, optionally of some thoughts."""
     directory = paths.path(data_dir)
     if not directory.is_dir():
         raise FileNotFoundError(f"data dir {data_dir} does not exist (build it with python -m data_gen.build)")
-    tfrecords = sorted(directory.glob("*-train.tfrecord-*-of-*"), key=str)
-    jsonl = sorted(directory.glob("*-train.jsonl-*-of-*"), key=str)
-    if tfrecords:
-        records = [record for path in tfrecords for record in _read_tfrecords(str(path))]
-    elif jsonl:
-        records = []
-        for path in jsonl:
-            with path.open(encoding="utf-8") as lines:
-                records.extend({**_OPTIONAL, **json.loads(line)} for line in lines if line.strip())
+    manifest = read_manifest(data_dir)
+    if manifest and manifest.get("shards"):
+        shards = [(directory / shard["file"], shard.get("sha256")) for shard in manifest["shards"]]
     else:
+        found = sorted(directory.glob("*-train.tfrecord-*-of-*"), key=str) or \
+            sorted(directory.glob("*-train.jsonl-*-of-*"), key=str)
+        shards = [(path, None) for path in found]
+    if not shards:
         raise FileNotFoundError(f"data dir {data_dir} holds no *-train.tfrecord-* or *-train.jsonl-* shards")
+    records = [record for path, sha256 in shards for record in _read_shard(path, sha256)]
     if thoughts is not None:
         records = [r for r in records if r["thought"] in thoughts]
     return records
 
 
-def _read_tfrecords(path: str) -> list[dict]:
-    """One shard; tf.data reads a local copy (TensorFlow's own GCS client cannot be pointed elsewhere)."""
+def _read_shard(path, sha256: str | None) -> list[dict]:
+    """One shard, checked against its manifest digest; tf.data reads a local copy (TensorFlow's own GCS client
+    cannot be pointed elsewhere)."""
+    rebuild = f"rebuild {path.parent} with python -m data_gen.build"
+    if not path.exists():
+        raise FileNotFoundError(f"shard {path}, listed in its {MANIFEST}, is missing ({rebuild})")
+    with paths.local_copy(path) as local:
+        with open(local, "rb") as file:
+            content = file.read()
+        if sha256 and hashlib.sha256(content).hexdigest() != sha256:
+            raise ValueError(f"shard {path} is damaged: its sha256 is {hashlib.sha256(content).hexdigest()}, the "
+                             f"manifest says {sha256} ({rebuild})")
+        try:
+            return _read_tfrecords(local) if ".tfrecord-" in path.name else _read_json_lines(content)
+        except Exception as error:  # noqa: BLE001  tf.errors.DataLossError, JSON errors, missing fields
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"shard {path} is corrupt or truncated: {message} ({rebuild})") from None
+
+
+def _read_json_lines(content: bytes) -> list[dict]:
+    return [{**_OPTIONAL, **json.loads(line)} for line in content.decode("utf-8").split("\n") if line.strip()]
+
+
+def _read_tfrecords(local: str) -> list[dict]:
     import tensorflow as tf
 
     records = []
-    with paths.local_copy(path) as local:
-        for raw in tf.data.TFRecordDataset(local):
-            features = tf.train.Example.FromString(raw.numpy()).features.feature
-            record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
-                      if name in features or name not in _OPTIONAL}
-            record = {**_OPTIONAL, **record}
-            record["sample_index"] = int(features["sample_index"].int64_list.value[0])
-            records.append(record)
+    for raw in tf.data.TFRecordDataset(local):
+        features = tf.train.Example.FromString(raw.numpy()).features.feature
+        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
+                  if name in features or name not in _OPTIONAL}
+        record = {**_OPTIONAL, **record}
+        record["sample_index"] = int(features["sample_index"].int64_list.value[0])
+        records.append(record)
     return records
