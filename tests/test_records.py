@@ -36,19 +36,23 @@ def test_written_records_read_back_identical_with_the_teachers_text_and_the_veri
     assert [r["id"] for r in read_records(str(tmp_path), thoughts=("eot",))] == ["gsm8k-1"]
 
 
-def test_shards_written_before_verified_form_still_read(tmp_path):
-    old = {k: v for k, v in dataclasses.asdict(RECORDS[0]).items() if k != "verified_form"}
-    (tmp_path / "eotd-train.jsonl-00000-of-00001").write_text(json.dumps(old) + "\n")
-    assert read_records(str(tmp_path)) == [{**old, "verified_form": ""}]
+def test_a_json_lines_shard_whose_record_lacks_a_field_is_named(tmp_path):
+    lacking = {k: v for k, v in dataclasses.asdict(RECORDS[0]).items() if k != "verified_form"}
+    (tmp_path / "eotd-train.jsonl-00000-of-00001").write_text(json.dumps(lacking) + "\n")
+    with pytest.raises(ValueError, match=r"eotd-train.jsonl-00000-of-00001 is corrupt or truncated: a record has no "
+                                         r"verified_form \(rebuild"):
+        read_records(str(tmp_path))
 
 
-def test_tfrecord_shards_written_before_verified_form_still_read(tmp_path):
+def test_a_tfrecord_shard_whose_record_lacks_a_field_is_named(tmp_path):
     import tensorflow as tf
 
-    old = {k: v for k, v in dataclasses.asdict(RECORDS[1]).items() if k != "verified_form"}
+    lacking = {k: v for k, v in dataclasses.asdict(RECORDS[1]).items() if k != "verified_form"}
     feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
-               for k, v in old.items() if k != "sample_index"}
-    feature["sample_index"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[old["sample_index"]]))
+               for k, v in lacking.items() if k != "sample_index"}
+    feature["sample_index"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[lacking["sample_index"]]))
     with tf.io.TFRecordWriter(str(tmp_path / "eotd-train.tfrecord-00000-of-00001")) as writer:
         writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    assert read_records(str(tmp_path)) == [{**old, "verified_form": ""}]
+    with pytest.raises(ValueError, match=r"eotd-train.tfrecord-00000-of-00001 is corrupt or truncated: a record has no "
+                                         r"verified_form \(rebuild"):
+        read_records(str(tmp_path))

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-_OPEN_ROWS = 512  # first-fit window: rows still accepting examples
+_OPEN_ROWS = 512  # best-fit window: rows still accepting examples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,8 @@ class PackedBatches:
         self._rows: tuple[int, list[list[int]]] | None = None
 
     def rows(self, epoch: int) -> list[list[int]]:
-        """Example indices of every row of an epoch, first-fit packed in a seeded random order."""
+        """Example indices of every row of an epoch, best-fit packed (the open row left fullest) in a seeded
+        random order."""
         if self._rows is None or self._rows[0] != epoch:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
             closed, open_rows = [], []  # open: [source used, target used, indices]

@@ -36,7 +36,6 @@ class Record:
 
 
 TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(Record) if f.type == "str")
-_OPTIONAL = {"verified_form": ""}
 
 
 def to_example(record: Record) -> bytes:
@@ -126,7 +125,12 @@ def _read_shard(path, sha256: str | None) -> list[dict]:
 
 
 def _read_json_lines(content: bytes) -> list[dict]:
-    return [{**_OPTIONAL, **json.loads(line)} for line in content.decode("utf-8").split("\n") if line.strip()]
+    records = [json.loads(line) for line in content.decode("utf-8").split("\n") if line.strip()]
+    for record in records:
+        missing = [name for name in (*TEXT_FIELDS, "sample_index") if name not in record]
+        if missing:
+            raise ValueError(f"a record has no {', '.join(missing)}")
+    return records
 
 
 def _read_tfrecords(local: str) -> list[dict]:
@@ -135,9 +139,10 @@ def _read_tfrecords(local: str) -> list[dict]:
     records = []
     for raw in tf.data.TFRecordDataset(local):
         features = tf.train.Example.FromString(raw.numpy()).features.feature
-        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS
-                  if name in features or name not in _OPTIONAL}
-        record = {**_OPTIONAL, **record}
+        missing = [name for name in (*TEXT_FIELDS, "sample_index") if name not in features]
+        if missing:
+            raise ValueError(f"a record has no {', '.join(missing)}")
+        record = {name: features[name].bytes_list.value[0].decode("utf-8") for name in TEXT_FIELDS}
         record["sample_index"] = int(features["sample_index"].int64_list.value[0])
         records.append(record)
     return records

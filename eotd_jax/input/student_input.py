@@ -55,8 +55,8 @@ class StudentInput:
 
     @classmethod
     def from_config(cls, config) -> StudentInput:
-        """A training config's `input` section; the defaults for configs saved before it existed."""
-        return cls.from_dict(config.get("input") or {})
+        """A training config's `input` section."""
+        return cls.from_dict(config.input)
 
     def replace(self, template: str | None = None, **selectors: str | None) -> StudentInput:
         """A copy with the given (not None) template and selectors changed, e.g. from eval flags."""
