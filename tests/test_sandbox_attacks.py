@@ -538,9 +538,10 @@ def test_no_program_object_runs_inside_the_hook(escaped, name):
 
 def test_the_child_reads_the_package_and_imports_from_it(escaped):
     """Wherever the checkout lives (under /tmp too): the child imports a package module the zygote never
-    loaded and reads its source; writing to it is refused (`test_writes_outside_scratch_fail`)."""
-    source = ("import sys\nlazy = 'eotd_jax.thoughts.cot' not in sys.modules\nimport eotd_jax.thoughts.cot as cot\n"
-              "ans = int(lazy) * 10 + int('def ' in open(cot.__file__).read())")
+    loaded and reads its source; writing to it is refused (`test_writes_outside_scratch_fail`). The module
+    compiles no code when imported (a dataclass would: the hook refuses compiling while a program runs)."""
+    source = ("import sys\nlazy = 'eotd_jax.configs' not in sys.modules\nimport eotd_jax.configs as shipped\n"
+              "ans = int(lazy) * 10 + int('def ' in open(shipped.__file__).read())")
     outcome = escaped.run_program(source)
     assert outcome.value == 11, outcome
 

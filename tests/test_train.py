@@ -123,7 +123,8 @@ def _leaves(tree):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["--config.model=t5-huge"], "config.model: unknown model 't5-huge'"),
-    (["--config.mesh.shape=(3,1,1)"], "config.mesh.shape: mesh shape"),
+    (["--config.mesh.shape=(3,1,1)"],
+     "config.mesh.shape: mesh.shape {'data': 3, 'fsdp': 1, 'tensor': 1} needs 3 devices, there are 2"),
     (["--config.train.batch_size=3"], "is not divisible by the 2 data-parallel devices"),
     (["--config.train.grad_accum_steps=3"], "config.train.grad_accum_steps 3 does not divide config.train.steps 2"),
 ])
