@@ -132,7 +132,6 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state) -> tuple[int,
     is tried; checkpoints of another model (other parameter shapes) are a CheckpointError."""
     damaged = []
     for step in sorted(manager.all_steps(), reverse=True):
-        _check_layout(manager, step)
         _check_same_model(manager, step, abstract_state["params"])
         try:
             return (step, *restore(manager, step, abstract_state))
@@ -151,7 +150,6 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state) -> tuple[int,
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state) -> tuple[object, dict]:
     """(state placed like `abstract_state`'s shardings, data position) of a saved step."""
-    _check_layout(manager, step)
     restored = manager.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(abstract_state["params"]),
         opt_state=ocp.args.StandardRestore(abstract_state["opt_state"]), data=ocp.args.JsonRestore()))
@@ -214,7 +212,6 @@ def _first_line(error: BaseException) -> str:
 
 def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params):
     """The parameters of a saved step alone, placed like `abstract_params`'s shardings."""
-    _check_layout(manager, step)
     _check_same_model(manager, step, abstract_params)
     try:
         return manager.restore(step, args=ocp.args.Composite(
@@ -222,12 +219,6 @@ def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params):
     except Exception as error:  # noqa: BLE001  a damaged step fails in tensorstore or Orbax
         raise CheckpointError(f"step {step} of {manager.directory} cannot be read: {_first_line(error)} (pick "
                               f"another of the saved steps {sorted(manager.all_steps())})") from None
-
-
-def _check_layout(manager: ocp.CheckpointManager, step: int) -> None:
-    if not (manager.directory / str(step) / "params").exists():
-        raise ValueError(f"{manager.directory}/{step} was saved by an older eotd_jax (one 'state' item); "
-                         "restore it with that version, or train again")
 
 
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:

@@ -9,8 +9,6 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
-import pytest
 from runs import ROOT, cpu_env, last_json_line, train
 
 from eotd_jax import checkpoints
@@ -52,14 +50,3 @@ def test_eval_and_export_restore_the_params_alone_sharded_over_every_local_devic
     largest = last_json_line(loaded.stdout)
     assert largest["devices"] == 4
     assert np.prod(largest["shard"]) * 4 == np.prod(largest["shape"])  # a quarter on each device, not a copy
-
-
-def test_a_checkpoint_of_the_old_single_item_layout_is_a_one_line_error(tmp_path):
-    old = ocp.CheckpointManager(tmp_path / "checkpoints", options=ocp.CheckpointManagerOptions(create=True))
-    old.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": {"w": jnp.zeros(3)}})))
-    old.wait_until_finished()
-    old.close()
-    manager = checkpoints.make_manager(str(tmp_path), keep=1, keep_best=0, asynchronous=False)
-    with pytest.raises(ValueError, match="saved by an older eotd_jax"):
-        checkpoints.restore_params(manager, 1, {"w": jnp.zeros(3)})
-    manager.close()
