@@ -105,10 +105,9 @@ class Attention(nnx.Module):
         The bias carries the mask, and the batch, on purpose: a batch-free position bias inside the scanned layers
         makes XLA all-reduce its gradient over the batch's devices once a layer, not once a step."""
         c = self.config
-        if key is None or c.dropout_rate == 0.0:
-            bias = bias.astype(q.dtype) if c.attention == "cudnn" else bias
-            context = jax.nn.dot_product_attention(q, k, v, bias, scale=1.0, implementation=c.attention)
-        else:  # dropout on the attention probabilities, which dot_product_attention does not offer
+        if c.attention == "cudnn" and (key is None or c.dropout_rate == 0.0):
+            context = jax.nn.dot_product_attention(q, k, v, bias.astype(q.dtype), scale=1.0, implementation="cudnn")
+        else:  # XLA's attention, and dropout on the probabilities, which dot_product_attention does not offer
             scores = jnp.einsum("bthd,bshd->bhts", q, k, preferred_element_type=jnp.float32) + bias
             weights = _dropout(jax.nn.softmax(scores, axis=-1), key, c).astype(v.dtype)
             context = jnp.einsum("bhts,bshd->bthd", weights, v)
