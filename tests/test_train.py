@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import ROOT, cpu_env, last_json_line, python_module, train, train_command
+from runs import ROOT, cpu_env, free_port, last_json_line, python_module, train, train_command
 
 from eotd_jax.configs import default, paper
 
@@ -142,21 +142,13 @@ def test_a_missing_training_data_is_named(tmp_path):
     assert "nowhere does not exist" in result.stderr.strip().splitlines()[-1]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list[subprocess.Popen]:
     """A run of 2 processes x 2 CPU devices, joined by jax.distributed on 127.0.0.1 (a stand-in for 2 hosts).
 
     Their output goes to files beside the workdir: a pipe nobody reads while the other process is waited on
     fills up and blocks its writer, and then both (they meet in collectives).
     """
-    port = _free_port()
+    port = free_port()
     env = cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     processes = []
     for index in range(2):
