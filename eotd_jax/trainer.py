@@ -250,9 +250,15 @@ def count_params(params) -> int:
 
 
 def use_compilation_cache(config: ConfigDict, workdir: str) -> None:
-    """JAX's persistent compilation cache at `compilation_cache_dir` ({workdir} replaced); empty: left as is."""
+    """JAX's persistent compilation cache at `compilation_cache_dir` ({workdir} replaced); empty: left as is.
+
+    Off for CPU runs of several processes: only process 0 writes the cache, so on a restart process 0 loads its
+    executables while the others compile theirs, and XLA:CPU's two builds have disagreed on a collective's size
+    (a gloo "size mismatch" abort of both processes)."""
     directory = config.compilation_cache_dir.replace("{workdir}", workdir)
-    if directory:
+    if directory and jax.process_count() > 1 and jax.default_backend() == "cpu":
+        logging.warning("the persistent compilation cache is off for a CPU run of several processes")
+    elif directory:
         jax.config.update("jax_compilation_cache_dir", directory)
 
 

@@ -12,7 +12,6 @@ and executing / solving what the student wrote in the sandbox.
 
 from __future__ import annotations
 
-import json
 import random
 from fractions import Fraction
 
@@ -20,6 +19,7 @@ import pytest
 from runs import python_module
 
 from eotd_jax.benchmarks import Problem
+from eotd_jax.input.records import Record, to_json_line
 
 STEPS = 700
 REQUIRED_ACCURACY = 0.9  # measured: 0.72 at 400 steps, 1.0 at 700; untrained it scores 0
@@ -42,12 +42,11 @@ def _problems(count: int, seed: int) -> list[Problem]:
 
 def _write_shard(problems: list[Problem], directory) -> None:
     directory.mkdir()
-    with open(directory / "copy-train.jsonl-00000-of-00001", "w", encoding="utf-8") as file:
+    with open(directory / "copy-train.jsonl-00000-of-00001", "wb") as file:
         for problem in problems:
             for thought, rationale in (("pot", problem.solution), ("eot", problem.equation)):
-                file.write(json.dumps({"id": problem.id, "source": problem.source, "question": problem.question,
-                                       "thought": thought, "rationale": rationale, "answer": problem.answer_text,
-                                       "teacher": "gold", "sample_index": 0}) + "\n")
+                file.write(to_json_line(Record(problem.id, problem.source, problem.question, thought, rationale,
+                                               problem.answer_text, "gold", 0, rationale)))
 
 
 @pytest.mark.timeout(600)  # about 1.5 min on a quiet 2-core machine, 3 min on a loaded one

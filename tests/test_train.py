@@ -200,7 +200,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
         tmp_path, training_data):
     """The preemption sync point: SIGTERM to process 1 during step 2's eval; both save step 2 and exit 0."""
     steps = ["--config.train.steps=4", "--config.checkpoint.every_steps=2", *_in_training_eval(2, 24),
-             f"--config.compilation_cache_dir={tmp_path / 'cache'}"]  # later runs skip compiling
+             f"--config.compilation_cache_dir={tmp_path / 'cache'}"]  # off: each process compiles on each start
     _finish(tmp_path / "full", _start_two_processes(tmp_path / "full", training_data, *steps))
 
     preempted = tmp_path / "preempted"
@@ -219,7 +219,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
     assert not (preempted / "checkpoints" / "2" / "metrics").exists()  # no accuracy for an unfinished eval
 
     resumed = _finish(preempted, _start_two_processes(preempted, training_data, *steps))
-    assert all("resumed from step 2" in err for _, err in resumed)
+    assert all("resumed from step 2" in err and "compilation cache is off" in err for _, err in resumed)
     assert last_json_line(resumed[0][0])["step"] == 4
     for a, b in zip(_leaves(_params(tmp_path / "full", 4)), _leaves(_params(preempted, 4)), strict=True):
         np.testing.assert_array_equal(a, b)

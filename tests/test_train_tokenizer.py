@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import transformers
 from runs import python_module
 
+from eotd_jax.input.records import Record
 from eotd_jax.tokenizer import load_tokenizer
 from eotd_jax.train_tokenizer import train_bpe, training_texts
 
 
 def _records(count: int) -> list[dict]:
-    return [{"question": f"Ava has {12 + i} apples and buys {i % 50 + 10} more. How many apples?", "thought": thought,
-             "rationale": f"ans = {12 + i} + {i % 50 + 10}" if thought == "pot" else f"ans - {i % 50 + 10} = {12 + i}"}
-            for i in range(count) for thought in ("pot", "eot")]
+    """Shard records (every `Record` field) of a two-number sum, as PoT and EoT."""
+    records = []
+    for i, thought in ((i, thought) for i in range(count) for thought in ("pot", "eot")):
+        rationale = f"ans = {12 + i} + {i % 50 + 10}" if thought == "pot" else f"ans - {i % 50 + 10} = {12 + i}"
+        question = f"Ava has {12 + i} apples and buys {i % 50 + 10} more. How many apples?"
+        records.append(dataclasses.asdict(Record(f"x-{i}", "x/train", question, thought, rationale,
+                                                 str(12 + i + i % 50 + 10), "gold", 0, rationale)))
+    return records
 
 
 def test_the_binary_writes_a_tokenizer_that_transformers_and_the_trainer_load(tmp_path):

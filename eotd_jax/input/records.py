@@ -3,8 +3,8 @@
 data_gen writes records through `to_example` / `to_json_line`; the trainer
 reads them with `read_records`, local or gs://. `rationale` is the training
 target exactly as the teacher wrote it; `verified_form` is what the verifier
-executed (the program or system its reader found), recorded beside it. Shards
-written before `verified_form` existed read back with it empty.
+executed (the program or system its reader found), recorded beside it. Every
+field is required: a record without one names its shard as corrupt.
 
 Where data_gen's `manifest.json` lists the shards, exactly those are read, each
 checked against the sha256 the manifest gives it; a damaged, truncated or
