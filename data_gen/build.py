@@ -123,7 +123,8 @@ def build() -> None:
     teacher = make_teacher(settings)
     candidates = teacher.generate(problems, thoughts, FLAGS.samples)
     with SandboxPool(num_workers=FLAGS.workers, pot_cpu_seconds=FLAGS.pot_cpu_seconds) as pool:
-        examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought)
+        examples, counts = verify_candidates(candidates, problems, pool, teacher.name, FLAGS.max_per_thought,
+                                             FLAGS.progress)
     print(yield_report(counts))
     if not examples:
         raise ValueError("no rationale was verified, so nothing was written (the yield table above counts each "

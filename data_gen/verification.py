@@ -27,6 +27,7 @@ def verify_candidates(
     pool: SandboxPool,
     teacher: str,
     max_per_thought: int = 0,
+    progress: bool = True,
 ) -> tuple[list[Record], dict[str, collections.Counter]]:
     """(kept examples in canonical order, per-thought counts of "kept" and each rejection reason)."""
     order = {problem.id: index for index, problem in enumerate(problems)}
@@ -39,7 +40,7 @@ def verify_candidates(
             counts[candidate.thought][candidate.failure or "empty"] += 1
     records = [{"thought": c.thought, "rationale": c.rationale} for c in usable]
     kept, seen = [], collections.defaultdict(set)
-    for candidate, checked in zip(usable, check(records, pool), strict=True):
+    for candidate, checked in zip(usable, check(records, pool, progress), strict=True):
         reason = verdict(checked.outcome, by_id[candidate.problem_id].answer, checked.stated)
         group = (candidate.problem_id, candidate.thought)
         normalized = " ".join(candidate.rationale.split())

@@ -130,6 +130,12 @@ def test_map_runs_everything_in_order(pool):
     assert outcomes[301].value == 1
 
 
+def test_the_progress_bar_draws_on_a_terminal_only(pool, capsys):
+    """A log file (a pipeline's stderr, a SLURM log) gets no carriage-return bars."""
+    assert [o.value for o in pool.map("pot", ["ans = 2"] * 3, progress=True)] == [2] * 3
+    assert "verifying pot" not in capsys.readouterr().err
+
+
 def test_killed_zygotes_are_replaced():
     with SandboxPool(num_workers=2) as pool:
         for zygote in list(pool._all):

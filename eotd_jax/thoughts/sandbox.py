@@ -299,10 +299,10 @@ class SandboxPool:
         return self.run("eot", text)
 
     def map(self, kind: str, sources: Sequence[str], progress: bool = False) -> list[Outcome]:
-        """Runs many tasks on all zygotes at once; results in input order."""
+        """Runs many tasks on all zygotes at once; results in input order; `progress`: a bar, on a terminal only."""
         with ThreadPoolExecutor(self.num_workers) as executor:
             results: Iterable[Outcome] = executor.map(lambda source: self.run(kind, source), sources)
-            if progress:
+            if progress and sys.stderr.isatty():
                 results = tqdm(results, total=len(sources), desc=f"verifying {kind}", unit="item")
             return list(results)
 

@@ -44,15 +44,16 @@ class Checked:
     stated: Fraction | None = None
 
 
-def check(records: list[dict], pool: SandboxPool) -> list[Checked]:
-    """Reads and executes all records (`thought`, `rationale`), in order; PoT and EoT in parallel."""
+def check(records: list[dict], pool: SandboxPool, progress: bool = True) -> list[Checked]:
+    """Reads and executes all records (`thought`, `rationale`), in order; PoT and EoT in parallel (a progress bar
+    on a terminal for long lists, unless `progress` is False)."""
     readings = [read_rationale(r["thought"], r["rationale"]) for r in records]
     outcomes: list[Outcome | None] = [
         None if reading.form is not None else Outcome.fail(reading.failure, reading.message) for reading in readings
     ]
     for thought in ("pot", "eot"):
         indices = [i for i, r in enumerate(records) if r["thought"] == thought and outcomes[i] is None]
-        results = pool.map(thought, [readings[i].form for i in indices], progress=len(indices) > 500)
+        results = pool.map(thought, [readings[i].form for i in indices], progress=progress and len(indices) > 500)
         for index, outcome in zip(indices, results, strict=True):
             outcomes[index] = outcome
     for index, record in enumerate(records):
