@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train on a Cloud TPU VM slice (v4, v5e, v5p, v6e), one step at a time, on every worker at once.
+# Train on a Cloud TPU VM slice (v4, v5e, v5p, v6e), or on several slices as one job, on every worker at once.
 #
 #   export TPU=etd-v5e ZONE=us-west4-a TYPE=v5litepod-16 LOGS=gs://my-bucket/etd-v5e/logs
 #   bash launch/tpu_pod.sh create    # the slice, with the runtime version its type needs (VERSION overrides)
@@ -22,6 +22,12 @@
 #   bash launch/tpu_pod.sh stop      # SIGTERM on every worker: the trainer saves a checkpoint and exits
 #   bash launch/tpu_pod.sh delete    # teardown
 #
+# SLICES=N (default 1) makes every command act on N slices of TYPE joined over the data-centre network
+# (Multislice): `create` queues them as one queued resource named $TPU (nodes $TPU-0 ... $TPU-<N-1>), the
+# others reach every worker of every slice through it. JAX joins all the slices' workers into one run (the
+# TPU runtime's MEGASCALE_* settings), and the trainer lays `mesh.dcn_shape` over the slices: data parallel
+# across them by default, FSDP within each. A worker's log is then slice-<S>-worker-<N>.log.
+#
 # The benchmarks come from gs:// (the workers may have no internet): stage them once from any machine with
 # `python -m eotd_jax.stage_benchmarks --source=hub --to=gs://my-bucket/benchmarks`. The run keeps its model
 # config, tokenizer and student input in its workdir, so /tmp/models is read only at the first start.
@@ -43,8 +49,26 @@ runtime_version() {  # https://cloud.google.com/tpu/docs/runtimes
   esac
 }
 
-on_workers() {  # one command line, run by bash on every worker of the slice (or on worker $2)
-  gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker="${2:-all}" --command="$1"
+SLICES="${SLICES:-1}"
+[[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "SLICES must be a positive whole number, not '$SLICES'"
+
+on_workers() {  # one command line, run by bash on every worker of every slice (or on worker $2 of slice 0)
+  if (( SLICES > 1 )); then
+    local node=all
+    [[ -n "${2:-}" ]] && node=0
+    gcloud compute tpus queued-resources ssh "$TPU" --zone="$ZONE" --node="$node" --worker="${2:-all}" \
+      --command="$1"
+  else
+    gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker="${2:-all}" --command="$1"
+  fi
+}
+
+copy_to_workers() {  # a local file into every worker's home
+  if (( SLICES > 1 )); then
+    gcloud compute tpus queued-resources scp "$1" "$TPU:$2" --zone="$ZONE" --node=all --worker=all
+  else
+    gcloud compute tpus tpu-vm scp "$1" "$TPU:$2" --zone="$ZONE" --worker=all
+  fi
 }
 
 command="${1:-}"
@@ -54,12 +78,19 @@ case "$command" in
     : "${TYPE:?set TYPE (the accelerator type, e.g. v5litepod-16)}"
     version="${VERSION:-}"
     [[ -n "$version" ]] || version="$(runtime_version "$TYPE")"  # an assignment, so that set -e sees a failure
-    gcloud compute tpus tpu-vm create "$TPU" --zone="$ZONE" --accelerator-type="$TYPE" --version="$version"
+    if (( SLICES > 1 )); then  # Multislice needs a queued resource; it waits for capacity (describe shows its state)
+      gcloud compute tpus queued-resources create "$TPU" --zone="$ZONE" --accelerator-type="$TYPE" \
+        --runtime-version="$version" --node-count="$SLICES" --node-prefix="$TPU"
+      echo "queued $SLICES slices of $TYPE as $TPU; once ACTIVE (gcloud compute tpus queued-resources describe $TPU" \
+        "--zone=$ZONE), run setup"
+    else
+      gcloud compute tpus tpu-vm create "$TPU" --zone="$ZONE" --accelerator-type="$TYPE" --version="$version"
+    fi
     ;;
   setup)
     tarball="$(mktemp -d)/eotd_jax.tar.gz"
     git archive --format=tar.gz -o "$tarball" HEAD
-    gcloud compute tpus tpu-vm scp "$tarball" "$TPU":eotd_jax.tar.gz --zone="$ZONE" --worker=all
+    copy_to_workers "$tarball" eotd_jax.tar.gz
     on_workers "set -e; rm -rf eotd_jax; mkdir eotd_jax; tar xzf eotd_jax.tar.gz -C eotd_jax; cd eotd_jax
       export PATH=\$HOME/.local/bin:\$PATH
       command -v uv >/dev/null || curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=\$HOME/.local/bin sh
@@ -89,7 +120,7 @@ case "$command" in
   status)
     # shellcheck disable=SC2016  # expanded by the workers
     on_workers 'cd eotd_jax || exit 1; state=stopped; kill -0 "$(cat logs/train.pid 2>/dev/null)" 2>/dev/null && state=running
-      for log in logs/worker-*.log; do [[ -e "$log" ]] && echo "$log: $state" && tail -n 3 "$log"; done; true'
+      for log in logs/*worker-*.log; do [[ -e "$log" ]] && echo "$log: $state" && tail -n 3 "$log"; done; true'
     ;;
   logs)
     [[ "${LOGS:-}" == gs://* ]] || die "set LOGS=gs://bucket/path"
@@ -103,7 +134,11 @@ case "$command" in
     on_workers 'cd eotd_jax && kill -TERM "$(cat logs/train.pid)"'
     ;;
   delete)
-    gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
+    if (( SLICES > 1 )); then
+      gcloud compute tpus queued-resources delete "$TPU" --zone="$ZONE" --force --quiet  # --force: its slices too
+    else
+      gcloud compute tpus tpu-vm delete "$TPU" --zone="$ZONE" --quiet
+    fi
     ;;
   *)
     die "usage: bash launch/tpu_pod.sh create|setup|check|run COMMAND|train|eval|export ARGS...|status|logs|stop|delete (see its header)"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One TPU VM worker's share of `launch/tpu_pod.sh train|eval` (started detached there): `python -m eotd_jax.train`
-# or `eotd_jax.eval` with the other arguments, its output in logs/worker-<N>.log, that log copied to $LOGS every
-# LOG_SYNC_SECONDS (60) and at the end with the exit status.
+# or `eotd_jax.eval` with the other arguments, its output in logs/worker-<N>.log (slice-<S>-worker-<N>.log when
+# the job spans several slices), that log copied to $LOGS every LOG_SYNC_SECONDS (60) and at the end with the exit
+# status.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 : "${LOGS:?set LOGS=gs://bucket/path}"
-worker="$(curl -sf -H 'Metadata-Flavor: Google' \
-  "http://${GCE_METADATA_IP:-metadata.google.internal}/computeMetadata/v1/instance/attributes/agent-worker-number")"
-log="logs/worker-${worker}.log"
+attribute() { curl -sf -H 'Metadata-Flavor: Google' \
+  "http://${GCE_METADATA_IP:-metadata.google.internal}/computeMetadata/v1/instance/attributes/$1"; }
+worker="$(attribute agent-worker-number)"
+# Multislice: the runtime's tpu-env holds the slice's number (a line MEGASCALE_SLICE_ID: '1').
+slice="$(attribute tpu-env | sed -n "s/^MEGASCALE_SLICE_ID: *'\{0,1\}\([0-9]*\)'\{0,1\} *$/\1/p")"
+log="logs/${slice:+slice-$slice-}worker-${worker}.log"
 mkdir -p logs
 upload() { gcloud storage cp --quiet "$log" "$LOGS/" >/dev/null 2>&1 || echo "warning: could not copy $log to $LOGS" >&2; }
 

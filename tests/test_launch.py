@@ -5,6 +5,7 @@ arguments must arrive intact (`--config.mesh.shape=(2,2,1)`, a workdir with a sp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -53,11 +54,13 @@ def _run(script: str, *args: str, env: dict, timeout: int = 300) -> subprocess.C
                           text=True, timeout=timeout)
 
 
-@pytest.fixture
-def slice_of_two(tmp_path):
-    """A 2-worker TPU VM slice: worker homes holding the checkout as `setup` leaves it, one metadata server each."""
+@contextlib.contextmanager
+def _tpu_workers(tmp_path: Path, slices: int, workers_per_slice: int):
+    """(cloud, env) of TPU VM workers holding the checkout as `setup` leaves it, one metadata server each; with
+    several slices, their metadata's tpu-env holds the Multislice settings the runtime gives a queued resource."""
     cloud = tmp_path / "cloud"
-    for worker in range(2):
+    count = slices * workers_per_slice
+    for worker in range(count):
         checkout = cloud / f"worker-{worker}" / "eotd_jax"
         (checkout / ".venv" / "bin").mkdir(parents=True)
         for part in ("eotd_jax", "data_gen", "launch"):
@@ -65,21 +68,41 @@ def slice_of_two(tmp_path):
         python = checkout / ".venv" / "bin" / "python"
         python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         python.chmod(0o755)
-    hosts = ["127.0.0.1", "127.0.0.1"]
-    with metadata_server(tpu_worker_attributes(0, hosts)) as first, \
-            metadata_server(tpu_worker_attributes(1, hosts)) as second:
+    hosts = ["127.0.0.1"] * workers_per_slice
+    multislice = ("MEGASCALE_NUM_SLICES: '{slices}'\nMEGASCALE_SLICE_ID: '{slice}'\n"
+                  "MEGASCALE_COORDINATOR_ADDRESS: '127.0.0.1'\n") if slices > 1 else ""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(metadata_server(tpu_worker_attributes(
+            i % workers_per_slice, hosts, multislice.format(slices=slices, slice=i // workers_per_slice))))
+            for i in range(count)]
         env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
-                       "FAKE_CLOUD": str(cloud), "FAKE_METADATA": f"{first},{second}",
-                       "JAX_COORDINATOR_PORT": str(_free_port()), "TPU": "etd-test", "ZONE": "us-west4-a",
-                       "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                       "FAKE_CLOUD": str(cloud), "FAKE_METADATA": ",".join(servers), "FAKE_SLICES": str(slices),
+                       "SLICES": str(slices), "JAX_COORDINATOR_PORT": str(_free_port()), "TPU": "etd-test",
+                       "ZONE": "us-west4-a", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        try:
+            yield cloud, env
+        finally:
+            for worker in range(count):  # a detached trainer the test left running
+                pid_file = cloud / f"worker-{worker}" / "eotd_jax" / "logs" / "train.pid"
+                if pid_file.exists():
+                    try:
+                        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+
+@pytest.fixture
+def slice_of_two(tmp_path):
+    """One slice of 2 workers."""
+    with _tpu_workers(tmp_path, slices=1, workers_per_slice=2) as (cloud, env):
         yield cloud, env
-    for worker in range(2):  # a detached trainer the test left running
-        pid_file = cloud / f"worker-{worker}" / "eotd_jax" / "logs" / "train.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+
+
+@pytest.fixture
+def two_slices(tmp_path):
+    """Two slices of one worker each, as one Multislice queued resource."""
+    with _tpu_workers(tmp_path, slices=2, workers_per_slice=1) as (cloud, env):
+        yield cloud, env
 
 
 def test_tpu_pod_check_every_worker_joins_the_slice(slice_of_two):
@@ -168,6 +191,42 @@ def test_tpu_pod_eval_on_every_worker_writes_one_processs_predictions_and_export
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert f"step 2 of {workdir}" in exported.stdout and (tmp_path / "export" / "README.md").is_file()
     assert "--worker=0" in json.loads((cloud / "calls.jsonl").read_text().splitlines()[-1])
+
+
+def test_tpu_pod_multislice_queues_the_slices_as_one_resource_and_reaches_every_worker(two_slices):
+    cloud, env = two_slices
+    created = _run("tpu_pod.sh", "create", env={**env, "TYPE": "v5litepod-16"})
+    assert created.returncode == 0, created.stderr
+    call = json.loads((cloud / "calls.jsonl").read_text().splitlines()[-1])
+    assert call[:4] == ["compute", "tpus", "queued-resources", "create"] and call[4] == "etd-test"
+    assert {"--node-count=2", "--node-prefix=etd-test", "--runtime-version=v2-alpha-tpuv5-lite",
+            "--accelerator-type=v5litepod-16"} <= set(call)
+
+    checked = _run("tpu_pod.sh", "check", env=env)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    seen = sorted(_json_lines(checked.stdout), key=lambda s: s["process_index"])
+    assert [(s["process_index"], s["process_count"], s["device_count"]) for s in seen] == [(0, 2, 4), (1, 2, 4)]
+
+    assert _run("tpu_pod.sh", "delete", env=env).returncode == 0
+    call = json.loads((cloud / "calls.jsonl").read_text().splitlines()[-1])
+    assert call[:5] == ["compute", "tpus", "queued-resources", "delete", "etd-test"] and "--force" in call
+    bad = _run("tpu_pod.sh", "check", env={**env, "SLICES": "two"})
+    assert bad.returncode != 0 and "SLICES must be a positive whole number" in bad.stderr
+
+
+def test_tpu_pod_multislice_train_logs_each_slices_worker_apart(two_slices, training_data, tmp_path):
+    cloud, env = two_slices
+    env = {**env, "LOGS": "gs://bucket/etd/logs", "LOG_SYNC_SECONDS": "1"}
+    flags = train_flags(tmp_path / "run", training_data, "--config.mesh.shape=(2,2,1)", "--config.train.steps=1",
+                        "--config.eval.every_steps=0")
+    started = _run("tpu_pod.sh", "train", *flags, env=env, timeout=60)
+    assert started.returncode == 0, started.stderr[-3000:]
+    logs = cloud / "gcs" / "bucket" / "etd" / "logs"
+    texts = _wait_for_exit_status([logs / "slice-0-worker-0.log", logs / "slice-1-worker-0.log"])
+    assert all(t.rstrip().endswith("exit status 0") for t in texts), texts[0][-3000:] + texts[1][-3000:]
+    assert "joining a gce_tpu run: process 1 of 2" in texts[1] and _json_lines(texts[0])[-1]["step"] == 1
+    status = _run("tpu_pod.sh", "status", env=env)
+    assert status.returncode == 0 and status.stdout.count(": stopped") == 2
 
 
 def test_tpu_pod_setup_installs_the_checkout_with_uv_on_every_worker(slice_of_two, tmp_path):

@@ -1,9 +1,11 @@
-"""A fake `gcloud` for the launch tests: a TPU VM slice whose workers are local directories $FAKE_CLOUD/worker-<i>.
+"""A fake `gcloud` for the launch tests: TPU VM workers that are local directories $FAKE_CLOUD/worker-<i>.
 
 `compute tpus tpu-vm ssh --worker=all|N --command=C` runs `bash -c C` on every worker at once, or on worker N
 (HOME = its directory, GCE_METADATA_IP = its metadata server from $FAKE_METADATA); `scp` copies into every
-worker; `storage cp` maps gs://B/P to $FAKE_CLOUD/gcs/B/P; create/describe/delete only record the
-call in $FAKE_CLOUD/calls.jsonl.
+worker. `compute tpus queued-resources ssh|scp` does the same for a Multislice queued resource: the workers
+split in $FAKE_SLICES equal slices (nodes) in order, `--node=all|N` and `--worker=all|N` choose among them, each
+defaulting to 0 as gcloud's do. `storage cp` maps gs://B/P to $FAKE_CLOUD/gcs/B/P; create/describe/delete only
+record the call in $FAKE_CLOUD/calls.jsonl.
 """
 
 import glob
@@ -27,20 +29,30 @@ def local(path: str) -> str:
     return os.path.join(root, "gcs", path.removeprefix("gs://")) if path.startswith("gs://") else path
 
 
-if args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "ssh":
-    worker = options.get("--worker")
-    if worker != "all" and not (worker or "").isdigit():
-        sys.exit("fake gcloud: ssh without --worker=all or --worker=N")
+def chosen_workers() -> list[int]:
+    """The workers `--node` and `--worker` name (a TPU VM: one node; `tpu-vm ssh` has no default worker)."""
+    queued = args[2] == "queued-resources"
+    nodes = int(os.environ.get("FAKE_SLICES", "1")) if queued else 1
+    per_node = len(workers) // nodes
+    node, worker = options.get("--node", "0" if queued else "all"), options.get("--worker", "0" if queued else None)
+    for name, value, count in (("--node", node, nodes), ("--worker", worker, per_node)):
+        if value != "all" and not ((value or "").isdigit() and int(value) < count):
+            sys.exit(f"fake gcloud: {name}={value} is not all or one of 0..{count - 1}")
+    return [n * per_node + w for n in (range(nodes) if node == "all" else [int(node)])
+            for w in (range(per_node) if worker == "all" else [int(worker)])]
+
+
+if args[:2] == ["compute", "tpus"] and args[2] in ("tpu-vm", "queued-resources") and args[3] == "ssh":
     metadata = os.environ["FAKE_METADATA"].split(",")
-    chosen = range(len(workers)) if worker == "all" else [int(worker)]
     sys.exit(max(run_all([{"args": ["bash", "-c", options["--command"]], "cwd": workers[i],
                            "env": {**os.environ, "HOME": workers[i], "GCE_METADATA_IP": metadata[i]}}
-                          for i in chosen])))
-elif args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] == "scp":
+                          for i in chosen_workers()])))
+elif args[:2] == ["compute", "tpus"] and args[2] in ("tpu-vm", "queued-resources") and args[3] == "scp":
     source, destination = positional[4:6]
-    for home in workers:
-        shutil.copy(source, os.path.join(home, destination.partition(":")[2]))
-elif args[:3] == ["compute", "tpus", "tpu-vm"] and args[3] in ("create", "describe", "delete"):
+    for i in chosen_workers():
+        shutil.copy(source, os.path.join(workers[i], destination.partition(":")[2]))
+elif args[:2] == ["compute", "tpus"] and args[2] in ("tpu-vm", "queued-resources") \
+        and args[3] in ("create", "describe", "delete"):
     pass
 elif args[:2] == ["storage", "cp"]:
     *sources, destination = positional[2:]
