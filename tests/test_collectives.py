@@ -89,3 +89,20 @@ ENTRY %main (a: (s32[], f32[1024])) -> (s32[], f32[1024]) {
     per_run = 4096 * 2 * (3 / 4) + 4096 * 2 * (1 / 2)  # groups of 4, then pairs (0,4), (1,5)... across the nodes
     assert collective_bytes(hlo, 8) == {"all-reduce": 24 * per_run}
     assert collective_bytes(hlo, 8, across=[0, 0, 0, 0, 1, 1, 1, 1]) == {"all-reduce": 24 * 4096 * 2 * (1 / 2)}
+
+
+def test_a_mesh_group_with_reordered_devices_groups_the_devices_it_names():
+    """XLA:GPU prints a data x FSDP mesh over 2 nodes of 4 as `mesh[...], device_ids=([2,4]T(1,0))`: position (i, j)
+    of its 4 x 2 mesh holds device 4 j + i, so a group along the size-4 axis is one node's devices, never both."""
+    hlo = """HloModule m
+ENTRY %main (x: f32[1024]) -> f32[1024] {
+  %x = f32[1024] parameter(0)
+  %fsdp = f32[1024] all-reduce(%x), channel_id=1, MESH {'axis_0'}, use_global_device_ids=true, to_apply=%add
+  ROOT %data = f32[1024] all-reduce(%fsdp), channel_id=2, MESH {'axis_1'}, use_global_device_ids=true, to_apply=%add
+}
+""".replace("MESH", "replica_groups=mesh['axis_0'=4,'axis_1'=2], device_ids=([2,4]T(1,0))")
+    within, across = 4096 * 2 * (3 / 4), 4096 * 2 * (1 / 2)
+    assert collective_bytes(hlo, 8) == {"all-reduce": within + across}
+    assert collective_bytes(hlo, 8, across=[0, 0, 0, 0, 1, 1, 1, 1]) == {"all-reduce": across}
+    listed = hlo.replace("device_ids=([2,4]T(1,0))", "device_ids=(0,4,1,5,2,6,3,7)")
+    assert collective_bytes(listed, 8, across=[0, 0, 0, 0, 1, 1, 1, 1]) == {"all-reduce": across}

@@ -200,26 +200,40 @@ def _ints(text: str) -> list[int]:
     return [int(n) for n in text.split(",") if n]
 
 
+def _iota(text: str) -> np.ndarray:
+    """`[dims]` or `[dims]T(perm)`: 0..N-1 laid out in dims, then transposed by perm, flattened in that order."""
+    dims, _, perm = text.partition("T")
+    ids = np.arange(math.prod(_ints(dims.strip("[]")))).reshape(_ints(dims.strip("[]")))
+    return (ids.transpose(_ints(perm.strip("()"))) if perm else ids).reshape(-1)
+
+
+def _mesh_devices(text: str | None, count: int) -> np.ndarray:
+    """The device at each position of a `mesh[...]` replica group's mesh, row-major: its `device_ids` (an iota, as
+    XLA:GPU prints a mesh whose devices are not in order, or a list), else 0..count-1."""
+    if text is None:
+        return np.arange(count)
+    return _iota(text) if text.startswith("[") else np.array(_ints(text))
+
+
 def _groups(attributes: str, devices: int, kind: str) -> list[list[int]]:
-    """The partitions of each group of a collective: `mesh[...] {'axis_0'}`, `[G,N]<=[dims]T(perm)` (iota),
-    `{{0,1,..},..}`, or empty (all); a collective-permute's (source, target) pairs."""
+    """The partitions of each group of a collective: `mesh[...][, device_ids=(...)] {'axis_0'}`,
+    `[G,N]<=[dims]T(perm)` (iota), `{{0,1,..},..}`, or empty (all); a collective-permute's (source, target)
+    pairs."""
     if kind == "collective-permute":
         pairs = re.search(r"source_target_pairs=\{((?:\{\d+,\d+\},?)*)\}", attributes)
         return [_ints(pair) for pair in re.findall(r"\{([\d,]+)\}", pairs.group(1))] if pairs else [[0]]
-    mesh = re.search(r"replica_groups=mesh\[([^\]]*)\]\s*\{([^}]*)\}", attributes)
+    mesh = re.search(r"replica_groups=mesh\[([^\]]*)\](?:,\s*device_ids=\((\[[\d,]+\](?:T\([\d,]+\))?|[\d,]+)\))?"
+                     r"\s*\{([^}]*)\}", attributes)
     if mesh:
         axes = [(name, int(size)) for name, size in re.findall(r"'(\w+)'=(\d+)", mesh.group(1))]
         names, sizes = [name for name, _ in axes], [size for _, size in axes]
-        grouped = [names.index(name) for name in re.findall(r"'(\w+)'", mesh.group(2))]
+        grouped = [names.index(name) for name in re.findall(r"'(\w+)'", mesh.group(3))]
         order = [i for i in range(len(names)) if i not in grouped] + grouped
-        ids = np.arange(math.prod(sizes)).reshape(sizes).transpose(order)
+        ids = _mesh_devices(mesh.group(2), math.prod(sizes)).reshape(sizes).transpose(order)
         return ids.reshape(-1, math.prod(sizes[i] for i in grouped)).tolist()
-    iota = re.search(r"replica_groups=\[([\d,]+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?", attributes)
+    iota = re.search(r"replica_groups=\[([\d,]+)\]<=(\[[\d,]+\](?:T\([\d,]+\))?)", attributes)
     if iota:
-        ids = np.arange(math.prod(_ints(iota.group(2)))).reshape(_ints(iota.group(2)))
-        if iota.group(3):
-            ids = ids.transpose(_ints(iota.group(3)))
-        return ids.reshape(_ints(iota.group(1))).tolist()
+        return _iota(iota.group(2)).reshape(_ints(iota.group(1))).tolist()
     listed = re.search(r"replica_groups=\{((?:\{[\d,]*\},?)+)\}", attributes)
     if listed:
         return [_ints(group) for group in re.findall(r"\{([\d,]*)\}", listed.group(1))]
