@@ -197,7 +197,7 @@ def main(argv):
     try:
         with SandboxPool(num_workers=FLAGS.workers or None) as pool, \
                 tqdm(total=total, initial=total - sum(map(len, todo.values())), desc="evaluating", unit="q",
-                     disable=not lead) as bar:
+                     disable=not lead or not sys.stderr.isatty()) as bar:
             for remaining in todo.values():
                 for start in range(0, len(remaining), FLAGS.chunk):
                     chunk = remaining[start:start + FLAGS.chunk]

@@ -7,22 +7,24 @@
 # $GRID/results.md and $GRID/results.png (python -m eotd_jax.grid_report).
 #
 # Environment: FAMILIES (default: all five), SEEDS ("0 1": the students' seeds; the data are drawn once),
-# METHODS ("cotd potd eotd etd"), STEPS (1500, for the grid's time), COUNT (training problems per family, 1000),
-# LIMIT (test questions per split, 100), VAL_LIMIT (validation questions per family that rank checkpoints, 20),
+# METHODS ("cotd potd eotd etd"), STEPS (1200) and BATCH (16 rows; the quickstart's 32 and 2,000 steps take about
+# 3.3x longer), COUNT (training problems per family, 1000), LIMIT (test questions per split, 50),
+# VAL_LIMIT (validation questions per family that rank checkpoints, 20),
 # MAX_NEW_TOKENS (decoding limit of the final eval, 112: a gold CoT of a held-out composition runs to ~100 tokens),
 # GRID (workdir/mini_grid), PYTHON (.venv/bin/python, as launch/quickstart.sh makes it); extra arguments go to
 # every trainer. The data and the BPE tokenizer are built under $GRID when missing. Re-running resumes: finished
 # trainings and evals are kept. A smoke run of the whole path in minutes:
-#   STEPS=4 COUNT=10 LIMIT=2 VAL_LIMIT=2 SEEDS=0 GRID=/tmp/grid bash launch/mini_grid.sh --config.train.batch_size=8
+#   STEPS=4 BATCH=8 COUNT=10 LIMIT=2 VAL_LIMIT=2 SEEDS=0 GRID=/tmp/grid bash launch/mini_grid.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 FAMILIES=${FAMILIES:-forward start_from_end two_unknowns part_whole backward_rates}
 SEEDS=${SEEDS:-0 1}
 METHODS=${METHODS:-cotd potd eotd etd}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-1200}
+BATCH=${BATCH:-16}
 COUNT=${COUNT:-1000}
-LIMIT=${LIMIT:-100}
+LIMIT=${LIMIT:-50}
 VAL_LIMIT=${VAL_LIMIT:-20}
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-112}
 GRID=${GRID:-workdir/mini_grid}
@@ -54,7 +56,7 @@ for seed in "${seeds[@]}"; do
     "$PYTHON" -m eotd_jax.train --config="quickstart:$method" --workdir="$run" \
         --config.data.dir="$DATA" --config.tokenizer="$TOKENIZER" --config.train.seed="$seed" \
         --config.eval.datasets="$(join "${validation[@]}")" --config.eval.limit="$VAL_LIMIT" \
-        --config.train.steps="$STEPS" --config.progress=false "$@"
+        --config.train.steps="$STEPS" --config.train.batch_size="$BATCH" --config.progress=false "$@"
     echo "== $method, seed $seed: evaluating"
     "$PYTHON" -m eotd_jax.eval --workdir="$run" --step=best --eval_dir="$run/eval" \
         --datasets="$(join "${tests[@]}")" --limit="$LIMIT" --strategies="${STRATEGIES[$method]}" \
