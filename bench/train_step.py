@@ -5,6 +5,8 @@
 
 Both sides: forward, cross-entropy over the targets, backward, AdamW update,
 on the same random batch; best of `--repeats` timed steps after warm-up.
+Ours is the trainer's own step (`trainer.train_step`: its loss, token accuracy
+and gradient norm), one example a row.
 It also prints the step's matmul FLOPs (`eotd_jax.planning.flops.matmul_flops`) and the machine's dense
 fp32 matmul rate in both frameworks, which bound what any implementation of
 this step can reach here.
@@ -27,8 +29,9 @@ from flax import nnx
 
 from eotd_jax.model.config import get_config
 from eotd_jax.model.hf_io import config_to_hf
-from eotd_jax.model.t5 import T5, shift_right
+from eotd_jax.model.t5 import T5
 from eotd_jax.planning.flops import matmul_flops
+from eotd_jax.trainer import train_step
 
 _MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
 _BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")
@@ -58,26 +61,17 @@ def main(argv):
     params = nnx.to_pure_dict(state)
     optimizer = optax.adamw(1e-4)
     opt_state = optimizer.init(params)
-    batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)}
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state, batch):
-        def loss_fn(params):
-            model = nnx.merge(graphdef, params)
-            logits = model(batch["inputs"], jnp.ones_like(batch["inputs"], bool), shift_right(batch["targets"], 0))
-            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    state_box = {"params": params, "opt": opt_state}
+    batch = {"inputs": jnp.asarray(inputs, jnp.int32), "targets": jnp.asarray(targets, jnp.int32),
+             "input_segments": jnp.ones(inputs.shape, jnp.int32), "target_segments": jnp.ones(targets.shape, jnp.int32)}
+    step = jax.jit(functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
+                                     start_token_id=config.decoder_start_token_id, seed=0), donate_argnums=0)
+    state_box = {"state": {"params": params, "opt_state": opt_state, "step": jnp.int32(0)}}
 
     def ours():
-        state_box["params"], state_box["opt"], loss = step(state_box["params"], state_box["opt"], batch)
-        loss.block_until_ready()
+        state_box["state"], metrics = step(state_box["state"], batch)
+        metrics["loss"].block_until_ready()
 
-    flops = matmul_flops(step.trace(params, opt_state, batch).jaxpr.jaxpr)
+    flops = matmul_flops(step.trace(state_box["state"], batch).jaxpr.jaxpr)
     ours()
     ours_seconds = _best(ours, _REPEATS.value)
 

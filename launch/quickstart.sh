@@ -13,7 +13,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e .
 .venv/bin/python -m eotd_jax.verify
-.venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=4000 --thoughts=cot,pot,eot \
+.venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=8000 --thoughts=cot,pot,eot \
     --out=workdir/quickstart/data --progress=false
 .venv/bin/python -m eotd_jax.train_tokenizer --data=workdir/quickstart/data --out=workdir/quickstart/tokenizer
 .venv/bin/python -m eotd_jax.train --config=quickstart --workdir=workdir/quickstart/train "$@"

@@ -280,8 +280,10 @@ class T5(nnx.Module):
             logits = jnp.einsum("bte,ve->btv", x, self.embedding[...].astype(x.dtype))
         else:
             logits = x @ self.lm_head[...].astype(x.dtype)
-        real = jnp.arange(self.config.padded_vocab_size) < self.config.vocab_size
-        return constrain(jnp.where(real, logits.astype(jnp.float32), _MASKED), ("batch", "length", "vocab"))
+        logits = logits.astype(jnp.float32)
+        if self.config.padded_vocab_size > self.config.vocab_size:  # a no-op select still costs a pass backwards
+            logits = jnp.where(jnp.arange(self.config.padded_vocab_size) < self.config.vocab_size, logits, _MASKED)
+        return constrain(logits, ("batch", "length", "vocab"))
 
     def __call__(self, input_ids, input_segments, decoder_input_ids, decoder_segments=None, key=None) -> jax.Array:
         encoded = self.encode(input_ids, input_segments, key)
