@@ -1,7 +1,7 @@
 """One training step, ours (jit, Flax NNX T5 + optax AdamW) vs HF PyTorch T5 + torch AdamW, same shape.
 
-    python bench/train_step.py [--model=t5-small] [--batch=8] [--source_length=128] [--target_length=128]
-                               [--noscan_layers]
+    python bench/train_step.py [--model=t5-small] [--vocab_size=N] [--batch=8] [--source_length=128]
+                               [--target_length=128] [--noscan_layers]
 
 Both sides: forward, cross-entropy over the targets, backward, AdamW update,
 on the same random batch; best of `--repeats` timed steps after warm-up.
@@ -34,6 +34,7 @@ from eotd_jax.planning.flops import matmul_flops
 from eotd_jax.trainer import train_step
 
 _MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
+_VOCAB = flags.DEFINE_integer("vocab_size", 0, "ids; 0: the named config's (the quickstart's BPE has 2048)")
 _BATCH = flags.DEFINE_integer("batch", 8, "sequences per step")
 _SOURCE = flags.DEFINE_integer("source_length", 128, "input tokens")
 _TARGET = flags.DEFINE_integer("target_length", 128, "target tokens")
@@ -52,7 +53,8 @@ def _best(run, repeats: int) -> float:
 
 def main(argv):
     del argv
-    config = get_config(_MODEL.value, dropout_rate=0.0, scan_layers=_SCAN.value)
+    vocab = {"vocab_size": _VOCAB.value} if _VOCAB.value else {}
+    config = get_config(_MODEL.value, dropout_rate=0.0, scan_layers=_SCAN.value, **vocab)
     rng = np.random.default_rng(0)
     inputs = rng.integers(2, config.vocab_size, (_BATCH.value, _SOURCE.value))
     targets = rng.integers(2, config.vocab_size, (_BATCH.value, _TARGET.value))
