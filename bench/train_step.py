@@ -10,6 +10,10 @@ and gradient norm), one example a row.
 It also prints the step's matmul FLOPs (`eotd_jax.planning.flops.matmul_flops`) and the machine's dense
 fp32 matmul rate in both frameworks, which bound what any implementation of
 this step can reach here.
+
+Run it as the launch scripts run the trainer on a CPU, `source launch/cpu_env.sh` first (or
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python bench/train_step.py ...`): both sides then share the allocator
+setting, which the machine line prints.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ def main(argv):
 
     theirs()
     theirs_seconds = _best(theirs, _REPEATS.value)
-    print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}")
+    print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), "
+          f"torch {torch.__version__}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
     print(f"{_MODEL.value}-shaped, batch {_BATCH.value}, source {_SOURCE.value}, target {_TARGET.value}, fp32, "
           f"layers {'scanned' if _SCAN.value else 'unrolled'}")
     print(f"ours {ours_seconds * 1e3:.0f} ms/step, HF PyTorch {theirs_seconds * 1e3:.0f} ms/step, "

@@ -17,6 +17,7 @@
 #   STEPS=4 BATCH=8 COUNT=10 LIMIT=2 VAL_LIMIT=2 SEEDS=0 GRID=/tmp/grid bash launch/mini_grid.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh
 PYTHON=${PYTHON:-.venv/bin/python}
 FAMILIES=${FAMILIES:-forward start_from_end two_unknowns part_whole backward_rates}
 SEEDS=${SEEDS:-0 1}

@@ -9,6 +9,7 @@
 # Extra arguments go to the trainer, e.g. --config.train.steps=100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e .
