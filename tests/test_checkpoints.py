@@ -9,7 +9,7 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
-from runs import ROOT, cpu_env, last_json_line, train
+from runs import ROOT, cpu_env, fake_devices, last_json_line, train
 
 from eotd_jax import checkpoints
 
@@ -40,7 +40,7 @@ print(json.dumps({"devices": len(largest.sharding.device_set), "shape": list(lar
 
 
 def test_eval_and_export_restore_the_params_alone_sharded_over_every_local_device(tmp_path, training_data):
-    four = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    four = fake_devices(4)
     trained = train(tmp_path, training_data, "--config.train.steps=1", env=four)
     assert trained.returncode == 0, trained.stderr[-3000:]
     shutil.rmtree(tmp_path / "checkpoints" / "1" / "opt_state")  # what a params-only restore must not read

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fake_metadata import metadata_server, tpu_worker_attributes
-from runs import ROOT, cpu_env, train_flags
+from runs import ROOT, cpu_env, fake_devices, train_flags
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 SCRIPTS = [str(ROOT / ".ci" / "run"), *sorted(str(p) for p in (ROOT / "launch").iterdir()
@@ -78,7 +78,7 @@ def _tpu_workers(tmp_path: Path, slices: int, workers_per_slice: int):
         env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
                        "FAKE_CLOUD": str(cloud), "FAKE_METADATA": ",".join(servers), "FAKE_SLICES": str(slices),
                        "SLICES": str(slices), "JAX_COORDINATOR_PORT": str(_free_port()), "TPU": "etd-test",
-                       "ZONE": "us-west4-a", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                       "ZONE": "us-west4-a", **fake_devices(2)})
         try:
             yield cloud, env
         finally:
@@ -175,7 +175,7 @@ def test_tpu_pod_eval_on_every_worker_writes_one_processs_predictions_and_export
     flags = [f"--workdir={workdir}", "--datasets=synthetic", "--limit=5", "--strategies=eot,etd",
              "--max_new_tokens=8", "--batch_size=2", "--workers=1"]
     one = subprocess.run([sys.executable, "-m", "eotd_jax.eval", *flags, f"--eval_dir={tmp_path / 'one'}"],
-                         cwd=ROOT, env=cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}),
+                         cwd=ROOT, env=cpu_env(fake_devices(4)),
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
 
@@ -267,7 +267,7 @@ def test_slurm_check_runs_one_process_per_gpu(tmp_path, nodes, gpus_per_node):
     env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
                    "FAKE_SLURM_JOB_ID": str(port - 61440 + 4096), "NODES": str(nodes),
                    "GPUS_PER_NODE": str(gpus_per_node), "LOG_DIR": str(tmp_path / "new" / "logs"),
-                   "PYTHON": sys.executable, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                   "PYTHON": sys.executable, **fake_devices(2)})
     result = _run("slurm.sh", "check", env=env)
     output = tmp_path / "new" / "logs" / f"eotd-train-{port - 61440 + 4096}.out"
     text = output.read_text() if output.exists() else ""
@@ -314,7 +314,7 @@ def test_every_xla_flag_the_gpu_launch_sets_is_one_the_installed_jaxlib_parses()
     literal = [flag for path in (ROOT / "launch").iterdir() for flag in re.findall(r"--xla_\w+", path.read_text())]
     assert literal == [], literal
     result = subprocess.run([sys.executable, "-m", "eotd_jax.gpu_flags"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, env=cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
+                            timeout=300, env=cpu_env(fake_devices(2)))
     assert result.returncode == 0, result.stderr
     exported = dict(shlex.split(line)[1].split("=", 1) for line in result.stdout.splitlines())
     flags = exported["XLA_FLAGS"].split()

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from runs import cpu_env, fake_devices
 
 from eotd_jax.model.config import CONFIGS, get_config
 from eotd_jax.model.decoding import greedy, sample
@@ -173,7 +174,7 @@ assert bool((greedy(sharded, put(ids), put(mask), 8) == reference_tokens).all())
 
 
 def test_sharded_over_eight_devices_gives_the_same_logits():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = cpu_env(fake_devices(8))
     result = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, timeout=300, env=env,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from flax import nnx
-from runs import finish, last_json_line, python_module, start_processes, train
+from runs import fake_devices, finish, last_json_line, python_module, start_processes, train
 
 from eotd_jax import paths, run_dir
 from eotd_jax.model.config import get_config
@@ -110,7 +110,7 @@ def test_two_processes_evaluating_a_checkpoint_write_the_predictions_of_one(tmp_
     assert trained.returncode == 0, trained.stderr[-3000:]
     flags = [f"--workdir={workdir}", *EVAL, "--limit=7", "--chunk=3"]  # 7 questions: uneven shares and chunks
     single = python_module("eotd_jax.eval", *flags, f"--eval_dir={tmp_path / 'one'}",
-                           env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+                           env=fake_devices(4))
     assert single.returncode == 0, single.stderr[-3000:]
     logs = tmp_path / "eval"
     finish(start_processes("eotd_jax.eval", *flags, f"--eval_dir={tmp_path / 'two'}", logs=logs), logs)

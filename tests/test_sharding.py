@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from runs import cpu_env, fake_devices
 
 FSDP_STEP = """
 import json, re
@@ -35,7 +36,7 @@ def test_fsdp_gathers_each_layers_weights_and_no_activations():
     """Without the model's activation constraints XLA sharded the hidden states' features like the weights and
     all-gathered every layer's activations for the global batch (24 rows here): memory per chip grew with the
     slice (codet5-large at 2 rows a chip: 5.93 GiB on v5e-8, 8.71 GiB on v5e-16; with them 3.83 and 3.31)."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = cpu_env(fake_devices(8))
     result = subprocess.run([sys.executable, "-c", FSDP_STEP], capture_output=True, text=True, timeout=300, env=env,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import ROOT, cpu_env, free_port, last_json_line, python_module, train, train_command
+from runs import ROOT, cpu_env, fake_devices, free_port, last_json_line, python_module, train, train_command
 
 from eotd_jax.configs import default, paper
 
@@ -129,7 +129,7 @@ def _leaves(tree):
     (["--config.train.grad_accum_steps=3"], "config.train.grad_accum_steps 3 does not divide config.train.steps 2"),
 ])
 def test_bad_configs_fail_with_one_line_before_compiling(tmp_path, training_data, overrides, message):
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = fake_devices(2)
     result = train(tmp_path, training_data, "--config.train.steps=2", *overrides, env=env)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -149,7 +149,7 @@ def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list
     fills up and blocks its writer, and then both (they meet in collectives).
     """
     port = free_port()
-    env = cpu_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    env = cpu_env(fake_devices(2))
     processes = []
     for index in range(2):
         with open(_log(workdir, index, "out"), "w") as out, open(_log(workdir, index, "err"), "w") as err:
@@ -184,7 +184,7 @@ def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
     """2 processes x 2 CPU devices vs 1 process x 4 devices, both with the in-training eval on."""
     steps = ["--config.train.steps=3", "--config.checkpoint.every_steps=100", *_in_training_eval(3, 4)]
     single = train(tmp_path / "one", training_data, "--config.mesh.shape=(2,2,1)", *steps,
-                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+                   env=fake_devices(4))
     assert single.returncode == 0, single.stderr[-3000:]
     outputs = _finish(tmp_path / "two", _start_two_processes(tmp_path / "two", training_data, *steps))
     one = last_json_line(single.stdout)
