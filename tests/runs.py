@@ -34,12 +34,18 @@ def train(workdir: Path, data_dir: Path, *overrides: str, env: dict | None = Non
     return python_module("eotd_jax.train", *train_flags(workdir, data_dir, *overrides), env=env)
 
 
-def fake_devices(count: int) -> dict:
-    """XLA_FLAGS for `count` CPU devices in one process. With XLA:CPU's concurrency-optimized scheduler, the
-    devices of a 4-device train step have waited in different collectives of the same step (a 2-core host, 1 run
-    in 3 to 6 in 8) until XLA's 40 s rendezvous timeout aborted the process; with the default scheduler none has."""
-    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count} "
-                         "--xla_cpu_enable_concurrency_optimized_scheduler=false"}
+def fake_devices(count: int, processes: int = 1) -> dict:
+    """XLA_FLAGS for `count` CPU devices in each of `processes` processes.
+
+    In one process, XLA:CPU's concurrency-optimized scheduler let the devices of a 4-device train step wait in
+    different collectives of the same step (a 2-core host; 1 run in 3 to 6 in 8) until XLA's 40 s rendezvous
+    timeout aborted the process; the default scheduler never did. Across processes it is the other way round:
+    with the default scheduler the processes' own compiles met in mismatched collectives (gloo: "collective
+    mismatch"), so there the flag stays as it is."""
+    flags = f"--xla_force_host_platform_device_count={count}"
+    if processes == 1:
+        flags += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+    return {"XLA_FLAGS": flags}
 
 
 def cpu_env(extra: dict | None = None) -> dict:
@@ -65,7 +71,7 @@ def start_processes(module: str, *flags: str, logs: Path, count: int = 2, device
     `count` hosts). Output goes to `<logs>.<index>.log`: a pipe nobody reads while another process is waited on
     fills up and blocks its writer, and then all of them (they meet in collectives)."""
     port = free_port()
-    env = cpu_env(fake_devices(devices))
+    env = cpu_env(fake_devices(devices, processes=count))
     processes = []
     for index in range(count):
         with open(f"{logs}.{index}.log", "w") as log:

@@ -78,7 +78,7 @@ def _tpu_workers(tmp_path: Path, slices: int, workers_per_slice: int):
         env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
                        "FAKE_CLOUD": str(cloud), "FAKE_METADATA": ",".join(servers), "FAKE_SLICES": str(slices),
                        "SLICES": str(slices), "JAX_COORDINATOR_PORT": str(_free_port()), "TPU": "etd-test",
-                       "ZONE": "us-west4-a", **fake_devices(2)})
+                       "ZONE": "us-west4-a", **fake_devices(2, processes=count)})
         try:
             yield cloud, env
         finally:
@@ -267,7 +267,7 @@ def test_slurm_check_runs_one_process_per_gpu(tmp_path, nodes, gpus_per_node):
     env = cpu_env({"PATH": f"{_fake_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
                    "FAKE_SLURM_JOB_ID": str(port - 61440 + 4096), "NODES": str(nodes),
                    "GPUS_PER_NODE": str(gpus_per_node), "LOG_DIR": str(tmp_path / "new" / "logs"),
-                   "PYTHON": sys.executable, **fake_devices(2)})
+                   "PYTHON": sys.executable, **fake_devices(2, processes=nodes * gpus_per_node)})
     result = _run("slurm.sh", "check", env=env)
     output = tmp_path / "new" / "logs" / f"eotd-train-{port - 61440 + 4096}.out"
     text = output.read_text() if output.exists() else ""

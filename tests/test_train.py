@@ -149,7 +149,7 @@ def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list
     fills up and blocks its writer, and then both (they meet in collectives).
     """
     port = free_port()
-    env = cpu_env(fake_devices(2))
+    env = cpu_env(fake_devices(2, processes=2))
     processes = []
     for index in range(2):
         with open(_log(workdir, index, "out"), "w") as out, open(_log(workdir, index, "err"), "w") as err:
