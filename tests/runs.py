@@ -39,9 +39,9 @@ def fake_devices(count: int, processes: int = 1) -> dict:
 
     In one process, XLA:CPU's concurrency-optimized scheduler let the devices of a 4-device train step wait in
     different collectives of the same step (a 2-core host; 1 run in 3 to 6 in 8) until XLA's 40 s rendezvous
-    timeout aborted the process; the default scheduler never did. Across processes it is the other way round:
-    with the default scheduler the processes' own compiles met in mismatched collectives (gloo: "collective
-    mismatch"), so there the flag stays as it is."""
+    timeout aborted the process; with the default scheduler none of 6 runs did. Across processes it is the other
+    way round: with the default scheduler the processes' own compiles met in mismatched collectives (gloo:
+    "collective mismatch"), so there the flag stays as it is."""
     flags = f"--xla_force_host_platform_device_count={count}"
     if processes == 1:
         flags += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
