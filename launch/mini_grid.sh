@@ -7,7 +7,7 @@
 # $GRID/results.md and $GRID/results.png (python -m eotd_jax.grid_report).
 #
 # Environment: FAMILIES (default: all five), SEEDS ("0 1": the students' seeds; the data are drawn once),
-# METHODS ("cotd potd eotd etd"), STEPS (1200) and BATCH (16 rows; the quickstart's 32 take about twice as
+# METHODS ("cotd potd eotd etd"), STEPS (1200) and BATCH (16 rows, as the quickstart; 32 take about twice as
 # long), COUNT (training problems per family, 1000), LIMIT (test questions per split, 50),
 # VAL_LIMIT (validation questions per family that rank checkpoints, 20),
 # MAX_NEW_TOKENS (decoding limit of the final eval, 112: a gold CoT of a held-out composition runs to ~100 tokens),
