@@ -27,8 +27,8 @@ def get_config(method: str = "etd") -> ConfigDict:
     config.data.source_length = 128
     config.data.target_length = 80
     # The student learns to copy numbers in optimizer updates more than in rows seen: on the 8,000 problems of
-    # launch/quickstart.sh, 1,600 steps of 16 rows reach 99% validation ETD in two thirds of the time of 1,200 of
-    # 32; 1,200 of 16 reach 82%, 2,000 of 8 84% (docs/benchmarks.md, "The quickstart: batch against steps").
+    # launch/quickstart.sh, 1,600 steps of 16 rows reach 99% validation ETD in 70% of the time of 1,200 of 32;
+    # 1,200 of 16 reach 82%, 2,000 of 8 84% (docs/benchmarks.md, "The quickstart: batch against steps").
     config.train.batch_size = 16
     config.train.steps = 1600
     config.train.learning_rate = 3e-3
