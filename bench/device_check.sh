@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-}"
 if [[ -z "$python" ]]; then
-  [[ -x .venv/bin/python ]] || python3 -m venv .venv
-  .venv/bin/pip install --quiet -e '.[cuda12]'
+  bash launch/install_venv.sh cuda12
   python=.venv/bin/python
 fi
 "$python" -c 'import jax; assert jax.default_backend() == "gpu", jax.devices()' \

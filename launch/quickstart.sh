@@ -10,9 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/cpu_env.sh
-python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e .
+bash launch/install_venv.sh
 .venv/bin/python -m eotd_jax.verify
 .venv/bin/python -m data_gen.build --teacher=gold --dataset=synthetic --synthetic_count=8000 --thoughts=cot,pot,eot \
     --out=workdir/quickstart/data --progress=false
