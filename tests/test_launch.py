@@ -248,6 +248,30 @@ def test_tpu_pod_setup_installs_the_checkout_with_uv_on_every_worker(slice_of_tw
     assert all("-e .[tpu,hf]" in c for c in calls if " pip " in c)
 
 
+@pytest.mark.parametrize("uv_installs", [True, False])
+def test_install_venv_installs_with_uv_and_with_pip_where_uv_cannot(tmp_path, uv_installs):
+    """On a fresh machine, with fake `python3`, `pip` and `uv` that log their calls: a venv, uv from PyPI, then uv
+    installs the checkout with the extras asked for; where uv fails, pip installs them instead, saying so."""
+    checkout, fakes, log = tmp_path / "checkout", tmp_path / "fakes", tmp_path / "calls.log"
+    (checkout / "launch").mkdir(parents=True)
+    shutil.copy(ROOT / "launch" / "install_venv.sh", checkout / "launch")
+    fakes.mkdir()
+    scripts = {"python3": "mkdir -p .venv/bin && cp \"$FAKES/pip\" .venv/bin/pip && cp \"$FAKES/pip\" .venv/bin/python",
+               "pip": 'if [ "$*" = "install -q uv" ]; then cp "$FAKES/uv" .venv/bin/uv; fi',
+               "uv": f"exit {0 if uv_installs else 1}"}
+    for name, body in scripts.items():
+        (fakes / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$LOG"\n{body}\n')
+        (fakes / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}", "FAKES": str(fakes), "LOG": str(log)}
+    result = subprocess.run(["bash", str(checkout / "launch" / "install_venv.sh"), "cuda12"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    uv = ["python3 -m venv .venv", "pip install -q uv", "uv pip install -q --python .venv/bin/python -e .[cuda12]"]
+    pip = ["pip install -q --upgrade pip", "pip install -q -e .[cuda12]"]
+    assert log.read_text().splitlines() == (uv if uv_installs else uv + pip)
+    assert ("installing it with pip" in result.stderr) is not uv_installs
+
+
 def test_tpu_pod_run_runs_a_command_in_every_workers_checkout(slice_of_two):
     _, env = slice_of_two
     result = _run("tpu_pod.sh", "run", 'echo "$(basename "$PWD") on worker $HOME"', env=env)
