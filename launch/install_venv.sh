@@ -5,14 +5,17 @@
 #   bash launch/install_venv.sh           # .
 #   bash launch/install_venv.sh cuda12    # .[cuda12]
 #
-# uv resolves and fetches wheels in parallel: the quickstart's install takes about 15 s from a cold cache where
-# pip takes about 2 minutes (docs/benchmarks.md, "The quickstart's wall time"). uv reads its own settings
-# (UV_INDEX_URL, UV_DEFAULT_INDEX, SSL_CERT_FILE), not pip's: where it cannot install, pip does, saying so.
+# uv fetches and unpacks wheels in parallel: the quickstart's install takes under a minute from a cold cache,
+# where pip takes about 2 minutes (docs/benchmarks.md, "The quickstart: wall time"). Like pip, it compiles the
+# bytecode at install time, so no later process pays for it (nor recompiles it at every start where
+# PYTHONDONTWRITEBYTECODE is set). uv reads its own settings (UV_INDEX_URL, UV_DEFAULT_INDEX, SSL_CERT_FILE), not
+# pip's: where it cannot install, pip does, saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=".${1:+[$1]}"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-if .venv/bin/pip install -q uv && .venv/bin/uv pip install -q --python .venv/bin/python -e "$target"; then
+if .venv/bin/pip install -q uv \
+    && .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e "$target"; then
   exit 0
 fi
 echo "install_venv.sh: uv could not install $target; installing it with pip" >&2

@@ -256,7 +256,8 @@ def test_install_venv_installs_with_uv_and_with_pip_where_uv_cannot(tmp_path, uv
     (checkout / "launch").mkdir(parents=True)
     shutil.copy(ROOT / "launch" / "install_venv.sh", checkout / "launch")
     fakes.mkdir()
-    scripts = {"python3": "mkdir -p .venv/bin && cp \"$FAKES/pip\" .venv/bin/pip && cp \"$FAKES/pip\" .venv/bin/python",
+    venv = 'mkdir -p .venv/bin && cp "$FAKES/pip" .venv/bin/pip && cp "$FAKES/pip" .venv/bin/python'
+    scripts = {"python3": venv,
                "pip": 'if [ "$*" = "install -q uv" ]; then cp "$FAKES/uv" .venv/bin/uv; fi',
                "uv": f"exit {0 if uv_installs else 1}"}
     for name, body in scripts.items():
@@ -266,7 +267,8 @@ def test_install_venv_installs_with_uv_and_with_pip_where_uv_cannot(tmp_path, uv
     result = subprocess.run(["bash", str(checkout / "launch" / "install_venv.sh"), "cuda12"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    uv = ["python3 -m venv .venv", "pip install -q uv", "uv pip install -q --python .venv/bin/python -e .[cuda12]"]
+    uv = ["python3 -m venv .venv", "pip install -q uv",
+          "uv pip install -q --compile-bytecode --python .venv/bin/python -e .[cuda12]"]
     pip = ["pip install -q --upgrade pip", "pip install -q -e .[cuda12]"]
     assert log.read_text().splitlines() == (uv if uv_installs else uv + pip)
     assert ("installing it with pip" in result.stderr) is not uv_installs
