@@ -380,9 +380,14 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 _write_scalars(writer, step, metrics)
                 window_start, window_tokens, window_steps = time.perf_counter(), 0.0, 0
             eval_metrics = None
+            evaluating = (not preemption.reached() and run.eval_problems
+                          and (step % config.eval.every_steps == 0 or step == config.train.steps))
+            saving = step % config.checkpoint.every_steps == 0 or step == config.train.steps
+            if evaluating or saving:  # their time stays out of the logged step time
+                jax.block_until_ready(state)
+                aside = time.perf_counter()
             try:
-                if (not preemption.reached() and run.eval_problems
-                        and (step % config.eval.every_steps == 0 or step == config.train.steps)):
+                if evaluating:
                     eval_metrics = evaluate_student(run, state["params"], pool, preemption.check)
                     last.update(eval_metrics)
                     _write_scalars(writer, step, eval_metrics)
@@ -393,11 +398,13 @@ def train(config: ConfigDict, workdir: str) -> dict:
                 logging.warning("%s", step_log.line(step, {**logged, **(eval_metrics or {})}))
             if preemption.stopping:
                 logging.warning("SIGTERM: saving step %d before exiting", step)
-            if preemption.stopping or step % config.checkpoint.every_steps == 0 or step == config.train.steps:
+            if saving or preemption.stopping:
                 divergence.check_finite(step, metrics, manager.latest_step(), config)
                 checkpoints.save(manager, step, state, dict(run.batches.position), config_dict,
                                  {"accuracy": eval_metrics["accuracy"]} if eval_metrics else None,
                                  force=preemption.stopping)
+            if evaluating or saving:
+                window_start += time.perf_counter() - aside
             if preemption.stopping:
                 break
     finally:

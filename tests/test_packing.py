@@ -54,3 +54,34 @@ def test_processes_split_each_global_batch():
         np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), whole[name])
     with pytest.raises(ValueError, match="not divisible by 3 processes"):
         PackedBatches(_examples(), 4, 128, 64, seed=2, process_index=0, process_count=3)
+
+
+def _best_fit(examples, order, source_length, target_length, window):
+    """The packing rule, example by example in plain Python: each example joins the open row it leaves with the
+    least free share on the fuller side (the first such row on a tie); with none, a new row, after closing the
+    fullest row when `window` rows are open."""
+    def room(row, source, target):
+        return min(1 - (row[0] + source) / source_length, 1 - (row[1] + target) / target_length)
+
+    closed, open_rows = [], []
+    for i in order:
+        source, target = len(examples[i].source), len(examples[i].target)
+        fitting = [r for r in open_rows if r[0] + source <= source_length and r[1] + target <= target_length]
+        row = min(fitting, key=lambda r: room(r, source, target), default=None)
+        if row is None:
+            if len(open_rows) == window:
+                closed.append(open_rows.pop(min(range(window), key=lambda r: room(open_rows[r], 0, 0)))[2])
+            row = [0, 0, []]
+            open_rows.append(row)
+        row[0], row[1] = row[0] + source, row[1] + target
+        row[2].append(int(i))
+    return closed + [r[2] for r in open_rows]
+
+
+@pytest.mark.parametrize("window", [1, 3, 512])
+def test_rows_follow_the_best_fit_rule(monkeypatch, window):
+    monkeypatch.setattr("eotd_jax.input.packing._OPEN_ROWS", window)
+    examples = _examples(count=700, seed=window)
+    batches = PackedBatches(examples, batch_size=4, source_length=96, target_length=48, seed=3)
+    order = np.random.default_rng([3, 1]).permutation(len(examples))
+    assert batches.rows(1) == _best_fit(examples, order, 96, 48, window)

@@ -3,6 +3,8 @@ line a window, and a profile trace of the steps asked for."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import jax
 import pytest
 from runs import last_json_line, train
@@ -72,3 +74,17 @@ def test_the_trainer_logs_a_line_a_window_with_the_planners_flops_and_writes_the
     cpu = slices.Slice("cpu", "cpu", slices.CHIPS["v5e"], tuple(jax.devices()))
     planned = plan_train(config, cpu)
     assert logged_flops == pytest.approx(planned.flops * cpu.chips, rel=1e-9)
+
+
+def test_the_logged_step_time_leaves_out_evals_and_checkpoints(tmp_path, training_data):
+    """An eval and a checkpoint after every step: the second window's step time (steps 3 and 4) is the steps'
+    alone, not the evals of steps 2 and 3 that ran inside it."""
+    overrides = ["--config.train.steps=4", "--config.log_every_steps=2", "--config.eval.every_steps=1",
+                 "--config.eval.limit=4", "--config.eval.max_new_tokens=8", "--config.checkpoint.every_steps=1"]
+    result = train(tmp_path, training_data, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stamps = {int(line.split("] step ")[1].split(":")[0]): datetime.strptime(line.split()[1], "%H:%M:%S.%f")
+              for line in result.stderr.splitlines() if "held-out ETD accuracy" in line}
+    assert sorted(stamps) == [1, 2, 3, 4], result.stderr[-3000:]
+    two_steps_and_two_evals = (stamps[4] - stamps[2]).total_seconds()
+    assert 2 * last_json_line(result.stdout)["step_seconds"] < two_steps_and_two_evals / 2

@@ -33,35 +33,35 @@ class PackedBatches:
         self.source_length, self.target_length, self.seed = source_length, target_length, seed
         self.process_index, self.process_count = process_index, process_count
         self.position = {"epoch": 0, "index": 0}
+        self._lengths = np.array([(len(e.source), len(e.target)) for e in examples], np.int64)
         self._rows: tuple[int, list[list[int]]] | None = None
 
     def rows(self, epoch: int) -> list[list[int]]:
         """Example indices of every row of an epoch, best-fit packed (the open row left fullest) in a seeded
-        random order."""
+        random order; the open rows' fill is one array, so each example's fit is a few vector operations."""
         if self._rows is None or self._rows[0] != epoch:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
-            closed, open_rows = [], []  # open: [source used, target used, indices]
+            limits = np.array([self.source_length, self.target_length])
+            used = np.zeros((_OPEN_ROWS, 2), np.int64)  # source and target tokens of each open row
+            closed, members = [], []  # members[r]: the example indices of open row r
             for i in order:
-                example = self.examples[i]
-                need = (len(example.source), len(example.target))
-                fits = [r for r in open_rows if r[0] + need[0] <= self.source_length
-                        and r[1] + need[1] <= self.target_length]
-                row = min(fits, key=lambda r: self._room(r, need), default=None)  # best fit
-                if row is None:
-                    if len(open_rows) == _OPEN_ROWS:  # close the fullest row
-                        fullest = min(range(len(open_rows)), key=lambda r: self._room(open_rows[r], (0, 0)))
-                        closed.append(open_rows.pop(fullest)[2])
-                    row = [0, 0, []]
-                    open_rows.append(row)
-                row[0], row[1] = row[0] + need[0], row[1] + need[1]
-                row[2].append(int(i))
-            closed.extend(r[2] for r in open_rows)
+                need = self._lengths[i]
+                room = (1 - (used[:len(members)] + need) / limits).min(axis=1)  # free share on the fuller side
+                room[room < 0] = np.inf  # over a limit: no fit
+                r = int(room.argmin()) if len(members) else None  # best fit: the least room left
+                if r is None or room[r] == np.inf:
+                    if len(members) == _OPEN_ROWS:  # close the fullest row
+                        fullest = int(np.argmin(np.min(1 - used / limits, axis=1)))
+                        closed.append(members.pop(fullest))
+                        used[fullest:-1] = used[fullest + 1:].copy()
+                    r = len(members)
+                    members.append([])
+                    used[r] = 0
+                used[r] += need
+                members[r].append(int(i))
+            closed.extend(members)
             self._rows = (epoch, closed)
         return self._rows[1]
-
-    def _room(self, row: list, need: tuple[int, int]) -> float:
-        """Free share of a row after adding `need`, on its fuller side (lower is a tighter fit)."""
-        return min(1 - (row[0] + need[0]) / self.source_length, 1 - (row[1] + need[1]) / self.target_length)
 
     def batches_per_epoch(self, epoch: int = 0) -> int:
         return len(self.rows(epoch)) // self.batch_size
