@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check on a fresh GPU machine, within 8 minutes with the install: this checkout installed with .[cuda12]
-# into .venv (or the Python in $PYTHON, when it already has jax with CUDA), then bench/device_check.py, whose
-# JSON goes to $OUT (default device_check.json). Further arguments go to device_check.py.
+# into .venv by launch/install_venv.sh (or the Python in $PYTHON, when it already has jax with CUDA), then
+# bench/device_check.py, whose JSON goes to $OUT (default device_check.json). Further arguments go to
+# device_check.py.
 #
 #   bash bench/device_check.sh
 #   PYTHON=python3 OUT=/tmp/check.json bash bench/device_check.sh --steps=20
