@@ -87,8 +87,9 @@ class Attention(nnx.Module):
         self.value = _param(rngs, *projection, c.d_model**-0.5, dtype, layers)
         self.out = _param(rngs, (c.num_heads, c.d_kv, c.d_model), ("heads", "kv", "embed"), inner**-0.5, dtype, layers)
 
-    # Queries, keys and values are token-major (B, T, H, D), the layout of jax.nn.dot_product_attention and of the
-    # decoding cache; XLA:CPU reads the (embed, heads, kv) kernels as they are stored for these dots.
+    # Queries, keys and values are token-major (B, T, H, D), the layout of jax.nn.dot_product_attention (the
+    # decoding cache stores them otherwise: `T5.init_cache`); XLA:CPU reads the (embed, heads, kv) kernels as they
+    # are stored for these dots.
     def project_query(self, x: jax.Array) -> jax.Array:
         return jnp.einsum("bte,ehd->bthd", x, self.query[...].astype(x.dtype))
 
