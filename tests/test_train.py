@@ -12,7 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import ROOT, cpu_env, fake_devices, free_port, last_json_line, python_module, train, train_command
+from runs import (
+    ROOT,
+    cpu_env,
+    fake_devices,
+    finish,
+    last_json_line,
+    python_module,
+    start_processes,
+    train,
+    train_command,
+    train_flags,
+)
 
 from eotd_jax.configs import default, paper
 
@@ -143,35 +154,13 @@ def test_a_missing_training_data_is_named(tmp_path):
 
 
 def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list[subprocess.Popen]:
-    """A run of 2 processes x 2 CPU devices, joined by jax.distributed on 127.0.0.1 (a stand-in for 2 hosts).
-
-    Their output goes to files beside the workdir: a pipe nobody reads while the other process is waited on
-    fills up and blocks its writer, and then both (they meet in collectives).
-    """
-    port = free_port()
-    env = cpu_env(fake_devices(2, processes=2))
-    processes = []
-    for index in range(2):
-        with open(_log(workdir, index, "out"), "w") as out, open(_log(workdir, index, "err"), "w") as err:
-            processes.append(subprocess.Popen(
-                [*train_command(workdir, data_dir, "--config.mesh.shape=(2,2,1)", *overrides),
-                 f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}"],
-                cwd=ROOT, env=env, stdout=out, stderr=err))
-    return processes
+    """A run of 2 processes x 2 CPU devices (`runs.start_processes`), logging beside the workdir."""
+    return start_processes("eotd_jax.train", *train_flags(workdir, data_dir, "--config.mesh.shape=(2,2,1)", *overrides),
+                           logs=_logs(workdir))
 
 
-def _log(workdir: Path, index: int, stream: str) -> Path:
-    return workdir.parent / f"{workdir.name}.{index}.{stream}"
-
-
-def _finish(workdir: Path, processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[str, str]]:
-    """(stdout, stderr) of each process, after checking that all exited 0."""
-    for process in processes:
-        process.wait(timeout=timeout)
-    outputs = [(_log(workdir, i, "out").read_text(), _log(workdir, i, "err").read_text())
-               for i in range(len(processes))]
-    assert [p.returncode for p in processes] == [0] * len(processes), "".join(e[-3000:] for _, e in outputs)
-    return outputs
+def _logs(workdir: Path) -> Path:
+    return workdir.parent / workdir.name
 
 
 def _in_training_eval(every_steps: int, questions: int) -> list[str]:
@@ -186,13 +175,13 @@ def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
     single = train(tmp_path / "one", training_data, "--config.mesh.shape=(2,2,1)", *steps,
                    env=fake_devices(4))
     assert single.returncode == 0, single.stderr[-3000:]
-    outputs = _finish(tmp_path / "two", _start_two_processes(tmp_path / "two", training_data, *steps))
+    outputs = finish(_start_two_processes(tmp_path / "two", training_data, *steps), _logs(tmp_path / "two"))
     one = last_json_line(single.stdout)
-    two = last_json_line(outputs[0][0])
+    two = last_json_line(outputs[0])
     assert two["step"] == one["step"] == 3
     assert abs(two["loss"] - one["loss"]) < 1e-5 and abs(two["grad_norm"] - one["grad_norm"]) < 1e-4
     assert two["eval/synthetic/etd_accuracy"] == one["eval/synthetic/etd_accuracy"]
-    assert all("step 3: held-out ETD accuracy" in err for _, err in outputs)
+    assert all("step 3: held-out ETD accuracy" in output for output in outputs)
 
 
 @pytest.mark.timeout(900)  # three 2-process runs; about a minute each on a loaded 2-core machine
@@ -201,7 +190,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
     """The preemption sync point: SIGTERM to process 1 during step 2's eval; both save step 2 and exit 0."""
     steps = ["--config.train.steps=4", "--config.checkpoint.every_steps=2", *_in_training_eval(2, 24),
              f"--config.compilation_cache_dir={tmp_path / 'cache'}"]  # off: each process compiles on each start
-    _finish(tmp_path / "full", _start_two_processes(tmp_path / "full", training_data, *steps))
+    finish(_start_two_processes(tmp_path / "full", training_data, *steps), _logs(tmp_path / "full"))
 
     preempted = tmp_path / "preempted"
     processes = _start_two_processes(preempted, training_data, *steps)
@@ -210,17 +199,17 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
         time.sleep(0.05)
     processes[1].send_signal(signal.SIGTERM)
     signalled = time.monotonic()
-    outputs = _finish(preempted, processes, timeout=120)
+    outputs = finish(processes, _logs(preempted), timeout=120)
     assert time.monotonic() - signalled < 60
-    for _, stderr in outputs:
-        assert "SIGTERM: saving step 2 before exiting" in stderr
-        assert "step 2: held-out ETD accuracy" not in stderr  # the eval stopped part-way
+    for output in outputs:
+        assert "SIGTERM: saving step 2 before exiting" in output
+        assert "step 2: held-out ETD accuracy" not in output  # the eval stopped part-way
     assert _saved_steps(preempted) == [2]
     assert not (preempted / "checkpoints" / "2" / "metrics").exists()  # no accuracy for an unfinished eval
 
-    resumed = _finish(preempted, _start_two_processes(preempted, training_data, *steps))
-    assert all("resumed from step 2" in err and "compilation cache is off" in err for _, err in resumed)
-    assert last_json_line(resumed[0][0])["step"] == 4
+    resumed = finish(_start_two_processes(preempted, training_data, *steps), _logs(preempted))
+    assert all("resumed from step 2" in output and "compilation cache is off" in output for output in resumed)
+    assert last_json_line(resumed[0])["step"] == 4
     for a, b in zip(_leaves(_params(tmp_path / "full", 4)), _leaves(_params(preempted, 4)), strict=True):
         np.testing.assert_array_equal(a, b)
 
