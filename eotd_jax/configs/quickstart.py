@@ -23,9 +23,11 @@ def get_config(method: str = "etd") -> ConfigDict:
     # The BPE's 2,048 ids; 3 unrolled layers compile in seconds and step ~10% faster on a CPU than scanned ones.
     config.model_overrides = ConfigDict({"dropout_rate": 0.0, "vocab_size": 2048, "scan_layers": False})
     config.data.thoughts = default.METHODS[method]
-    # BPE sources average 50 tokens, targets 28 (CoT up to ~66): rows of 128 / 80 hold two examples.
-    config.data.source_length = 128
-    config.data.target_length = 80
+    # BPE sources average 51 tokens (at most 69), targets 29 (CoT up to 67). Rows of 112 / 72 hold 1.96 examples
+    # with 15% padding, where 128 / 80 held 2.07 with 20%: 12% fewer slots a step, as accurate (docs/benchmarks.md,
+    # "The quickstart: row lengths").
+    config.data.source_length = 112
+    config.data.target_length = 72
     # The student learns to copy numbers in optimizer updates more than in rows seen: on the 8,000 problems of
     # launch/quickstart.sh, 1,600 steps of 16 rows reach 99% validation ETD in 70% of the time of 1,200 of 32;
     # 1,200 of 16 reach 82%, 2,000 of 8 84% (docs/benchmarks.md, "The quickstart: batch against steps").
