@@ -9,6 +9,10 @@ import sys
 import pytest
 from runs import ROOT, cpu_env
 
+from eotd_jax.configs import quickstart
+
+QUICKSTART = quickstart.get_config()  # the rows the check times the quickstart's step on
+
 
 def test_the_device_check_smoke_run_writes_every_figure(tmp_path):
     out = tmp_path / "check.json"
@@ -23,8 +27,8 @@ def test_the_device_check_smoke_run_writes_every_figure(tmp_path):
     for timed in (tiny["xla"], report["quickstart"]):
         assert timed["step_seconds"] > 0 and timed["flops_per_step"] > 0
         assert timed["mfu"] == pytest.approx(timed["flops_per_step"] / timed["step_seconds"] / 1e9)
-        assert timed["tokens_per_second"] == pytest.approx(timed["rows"] * (64 + 32 if timed is tiny["xla"]
-                                                                             else 128 + 80) / timed["step_seconds"])
+        slots = 64 + 32 if timed is tiny["xla"] else QUICKSTART.data.source_length + QUICKSTART.data.target_length
+        assert timed["tokens_per_second"] == pytest.approx(timed["rows"] * slots / timed["step_seconds"])
     assert report["quickstart"]["rows"] == 4
     decode = report["decode"]
     assert decode["batch"] == 4 and decode["new_tokens"] == 8 and decode["tokens_per_second"] > 0
