@@ -154,13 +154,9 @@ def test_a_missing_training_data_is_named(tmp_path):
 
 
 def _start_two_processes(workdir: Path, data_dir: Path, *overrides: str) -> list[subprocess.Popen]:
-    """A run of 2 processes x 2 CPU devices (`runs.start_processes`), logging beside the workdir."""
+    """A run of 2 processes x 2 CPU devices (`runs.start_processes`), logging to <workdir>.<index>.log beside it."""
     return start_processes("eotd_jax.train", *train_flags(workdir, data_dir, "--config.mesh.shape=(2,2,1)", *overrides),
-                           logs=_logs(workdir))
-
-
-def _logs(workdir: Path) -> Path:
-    return workdir.parent / workdir.name
+                           logs=workdir)
 
 
 def _in_training_eval(every_steps: int, questions: int) -> list[str]:
@@ -175,7 +171,7 @@ def test_two_processes_train_to_the_same_losses_as_one(tmp_path, training_data):
     single = train(tmp_path / "one", training_data, "--config.mesh.shape=(2,2,1)", *steps,
                    env=fake_devices(4))
     assert single.returncode == 0, single.stderr[-3000:]
-    outputs = finish(_start_two_processes(tmp_path / "two", training_data, *steps), _logs(tmp_path / "two"))
+    outputs = finish(_start_two_processes(tmp_path / "two", training_data, *steps), tmp_path / "two")
     one = last_json_line(single.stdout)
     two = last_json_line(outputs[0])
     assert two["step"] == one["step"] == 3
@@ -190,7 +186,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
     """The preemption sync point: SIGTERM to process 1 during step 2's eval; both save step 2 and exit 0."""
     steps = ["--config.train.steps=4", "--config.checkpoint.every_steps=2", *_in_training_eval(2, 24),
              f"--config.compilation_cache_dir={tmp_path / 'cache'}"]  # off: each process compiles on each start
-    finish(_start_two_processes(tmp_path / "full", training_data, *steps), _logs(tmp_path / "full"))
+    finish(_start_two_processes(tmp_path / "full", training_data, *steps), tmp_path / "full")
 
     preempted = tmp_path / "preempted"
     processes = _start_two_processes(preempted, training_data, *steps)
@@ -199,7 +195,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
         time.sleep(0.05)
     processes[1].send_signal(signal.SIGTERM)
     signalled = time.monotonic()
-    outputs = finish(processes, _logs(preempted), timeout=120)
+    outputs = finish(processes, preempted, timeout=120)
     assert time.monotonic() - signalled < 60
     for output in outputs:
         assert "SIGTERM: saving step 2 before exiting" in output
@@ -207,7 +203,7 @@ def test_sigterm_to_one_of_two_processes_mid_eval_stops_both_at_one_step_and_res
     assert _saved_steps(preempted) == [2]
     assert not (preempted / "checkpoints" / "2" / "metrics").exists()  # no accuracy for an unfinished eval
 
-    resumed = finish(_start_two_processes(preempted, training_data, *steps), _logs(preempted))
+    resumed = finish(_start_two_processes(preempted, training_data, *steps), preempted)
     assert all("resumed from step 2" in output and "compilation cache is off" in output for output in resumed)
     assert last_json_line(resumed[0])["step"] == 4
     for a, b in zip(_leaves(_params(tmp_path / "full", 4)), _leaves(_params(preempted, 4)), strict=True):
