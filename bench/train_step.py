@@ -9,7 +9,10 @@ Ours is the trainer's own step (`trainer.train_step`: its loss, token accuracy
 and gradient norm), one example a row.
 It also prints the step's matmul FLOPs (`eotd_jax.planning.flops.matmul_flops`) and the machine's dense
 fp32 matmul rate in both frameworks, which bound what any implementation of
-this step can reach here.
+this step can reach here; and the step's own matrix multiplies (every
+`dot_general` of its jaxpr), each timed alone in both frameworks and summed:
+what is left of a step beyond that sum is its other work (softmax, norms,
+AdamW, layout copies), which no faster matmul removes.
 
 Run it as the launch scripts run the trainer on a CPU, `source launch/cpu_env.sh` first (or
 `GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python bench/train_step.py ...`): both sides then share the allocator
@@ -18,11 +21,14 @@ setting, which the machine line prints.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import string
 import time
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -77,7 +83,8 @@ def main(argv):
         state_box["state"], metrics = step(state_box["state"], batch)
         metrics["loss"].block_until_ready()
 
-    flops = matmul_flops(step.trace(state_box["state"], batch).jaxpr.jaxpr)
+    jaxpr = step.trace(state_box["state"], batch).jaxpr.jaxpr
+    flops = matmul_flops(jaxpr)
     ours()
     ours_seconds = _best(ours, _REPEATS.value)
 
@@ -107,6 +114,12 @@ def main(argv):
           f"HF {flops / theirs_seconds / 1e9:.0f} GFLOP/s; dense fp32 matmul here: jax {jax_peak / 1e9:.0f}, "
           f"torch {torch_peak / 1e9:.0f} GFLOP/s; a step at the best matmul rate would be "
           f"{flops / peak * 1e3:.0f} ms ({theirs_seconds * peak / flops:.2f}x HF)")
+    dots = _dots(jaxpr)
+    timed = {dot: _dot_seconds(*dot) for dot in dots}
+    jax_dots, torch_dots = (sum(count * timed[dot][side] for dot, count in dots.items()) for side in (0, 1))
+    print(f"the step's {sum(dots.values())} matrix multiplies ({len(dots)} shapes), each timed alone: "
+          f"jax {jax_dots * 1e3:.0f} ms, torch {torch_dots * 1e3:.0f} ms; the rest of the step: "
+          f"ours {(ours_seconds - jax_dots) * 1e3:.0f} ms, HF {(theirs_seconds - torch_dots) * 1e3:.0f} ms")
 
 
 def _matmul_rate(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -118,6 +131,40 @@ def _matmul_rate(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     b = torch.ones((size, size))
     torch_seconds = _best(lambda: b @ b, repeats)
     return 2 * size**3 / jax_seconds, 2 * size**3 / torch_seconds
+
+
+def _dots(jaxpr) -> collections.Counter:
+    """{(lhs shape, rhs shape, dimension numbers): how often the step runs it}, scan bodies once per iteration."""
+    found = collections.Counter()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found[(eqn.invars[0].aval.shape, eqn.invars[1].aval.shape, eqn.params["dimension_numbers"])] += 1
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            for dot, count in _dots(sub).items():
+                found[dot] += count * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+    return found
+
+
+def _dot_seconds(lhs: tuple, rhs: tuple, dimension_numbers, repeats: int = 5) -> tuple[float, float]:
+    """Best time of one fp32 dot_general alone: jax (XLA), and torch.einsum with the same dimensions."""
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    letters = iter(string.ascii_letters)
+    lhs_names, rhs_names = [next(letters) for _ in lhs], [next(letters) for _ in rhs]
+    for left, right in [*zip(lhs_contract, rhs_contract, strict=True), *zip(lhs_batch, rhs_batch, strict=True)]:
+        rhs_names[right] = lhs_names[left]
+    free = ([lhs_names[d] for d in range(len(lhs)) if d not in (*lhs_contract, *lhs_batch)]
+            + [rhs_names[d] for d in range(len(rhs)) if d not in (*rhs_contract, *rhs_batch)])
+    equation = f"{''.join(lhs_names)},{''.join(rhs_names)}->{''.join([lhs_names[d] for d in lhs_batch] + free)}"
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(lhs, np.float32), rng.standard_normal(rhs, np.float32)
+    dot = jax.jit(functools.partial(jax.lax.dot_general, dimension_numbers=dimension_numbers))
+    x, y = jnp.asarray(a), jnp.asarray(b)
+    dot(x, y).block_until_ready()
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    np.testing.assert_allclose(torch.einsum(equation, ta, tb).numpy(), dot(x, y), rtol=1e-3, atol=1e-3 * lhs[0],
+                               err_msg=equation)  # the same product on both sides
+    return (_best(lambda: dot(x, y).block_until_ready(), repeats),
+            _best(lambda: torch.einsum(equation, ta, tb), repeats))
 
 
 if __name__ == "__main__":
