@@ -8,6 +8,9 @@ and thought before the date is refused again and counted in `early`), "500",
 "timeout", "malformed" (a torn JSON body), "length", "empty", "short" (one
 choice, whatever `n` asked for) and "surrogate" (a lone UTF-16 surrogate in the
 content). It counts the requests it receives and notes when each arrived.
+With `hold_after=N` it answers the first N chat requests and holds the rest
+until `release` is set (or the server stops): a client is then mid-run for
+as long as a test needs.
 
 The Batch API (`/files`, `/files/{id}/content`, `/batches`, `/batches/{id}`)
 answers a batch's lines the same way, `batch_step` lines per poll of the batch,
@@ -47,8 +50,10 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class FakeChatServer:
     def __init__(self, answers: dict[str, dict[str, str]], latency: float = 0.0,
-                 faults: dict[str, list[str]] | None = None, api_key: str = "test-key", port: int = 0):
+                 faults: dict[str, list[str]] | None = None, api_key: str = "test-key", port: int = 0,
+                 hold_after: int | None = None):
         self.answers, self.latency, self.faults, self.api_key = answers, latency, faults or {}, api_key
+        self.hold_after, self.release = hold_after, threading.Event()
         self.systems = {load_prompt(t, style).system: t for t in THOUGHTS for style in PROMPT_STYLES}
         self.received: collections.Counter = collections.Counter()  # body hash -> count
         self.lock = threading.Lock()
@@ -76,6 +81,7 @@ class FakeChatServer:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -90,6 +96,9 @@ class FakeChatServer:
             not_before = self.not_before.get((question, thought), 0.0)
             if time.time() < not_before:
                 self.early += 1
+            held = self.hold_after is not None and len(self.arrivals) > self.hold_after
+        if held:
+            self.release.wait()
         plan = self.faults.get(question, [])
         fault = plan[attempt] if attempt < len(plan) else "ok"
         if self.latency:
