@@ -21,14 +21,12 @@ setting, which the machine line prints.
 
 from __future__ import annotations
 
-import collections
 import functools
 import os
 import string
 import time
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -40,7 +38,7 @@ from flax import nnx
 from eotd_jax.model.config import get_config
 from eotd_jax.model.hf_io import config_to_hf
 from eotd_jax.model.t5 import T5
-from eotd_jax.planning.flops import matmul_flops
+from eotd_jax.planning.flops import dot_generals, matmul_flops
 from eotd_jax.trainer import train_step
 
 _MODEL = flags.DEFINE_string("model", "t5-small", "named config both sides use")
@@ -114,7 +112,7 @@ def main(argv):
           f"HF {flops / theirs_seconds / 1e9:.0f} GFLOP/s; dense fp32 matmul here: jax {jax_peak / 1e9:.0f}, "
           f"torch {torch_peak / 1e9:.0f} GFLOP/s; a step at the best matmul rate would be "
           f"{flops / peak * 1e3:.0f} ms ({theirs_seconds * peak / flops:.2f}x HF)")
-    dots = _dots(jaxpr)
+    dots = dot_generals(jaxpr)
     timed = {dot: _dot_seconds(*dot) for dot in dots}
     jax_dots, torch_dots = (sum(count * timed[dot][side] for dot, count in dots.items()) for side in (0, 1))
     print(f"the step's {sum(dots.values())} matrix multiplies ({len(dots)} shapes), each timed alone: "
@@ -131,18 +129,6 @@ def _matmul_rate(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     b = torch.ones((size, size))
     torch_seconds = _best(lambda: b @ b, repeats)
     return 2 * size**3 / jax_seconds, 2 * size**3 / torch_seconds
-
-
-def _dots(jaxpr) -> collections.Counter:
-    """{(lhs shape, rhs shape, dimension numbers): how often the step runs it}, scan bodies once per iteration."""
-    found = collections.Counter()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            found[(eqn.invars[0].aval.shape, eqn.invars[1].aval.shape, eqn.params["dimension_numbers"])] += 1
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            for dot, count in _dots(sub).items():
-                found[dot] += count * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
-    return found
 
 
 def _dot_seconds(lhs: tuple, rhs: tuple, dimension_numbers, repeats: int = 5) -> tuple[float, float]:

@@ -4,20 +4,31 @@ layers are scanned; and it gives no count on GPUs)."""
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import jax.extend
 import numpy as np
 
 
-def matmul_flops(jaxpr: jax.core.Jaxpr) -> float:
-    """The matrix-multiply FLOPs of a program (`traced.jaxpr.jaxpr` of a jitted function), every scan iteration
-    counted; a remat'd region's recomputation counts as the work it is."""
-    total = 0.0
+def dot_generals(jaxpr: jax.core.Jaxpr) -> collections.Counter:
+    """{(lhs shape, rhs shape, dimension numbers): how often the program runs it} of a program's `dot_general`s,
+    every scan iteration counted; a remat'd region's recomputation counts as the work it is."""
+    found = collections.Counter()
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "dot_general":
-            (contracting, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval.shape
-            total += 2 * np.prod(eqn.outvars[0].aval.shape, dtype=float) * np.prod([lhs[d] for d in contracting])
+            found[eqn.invars[0].aval.shape, eqn.invars[1].aval.shape, eqn.params["dimension_numbers"]] += 1
         for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            total += matmul_flops(sub) * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+            for dot, count in dot_generals(sub).items():
+                found[dot] += count * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+    return found
+
+
+def matmul_flops(jaxpr: jax.core.Jaxpr) -> float:
+    """The matrix-multiply FLOPs of a program (`traced.jaxpr.jaxpr` of a jitted function)."""
+    total = 0.0
+    for (lhs, rhs, ((_, rhs_contracting), (_, rhs_batch))), count in dot_generals(jaxpr).items():
+        # 2 x (batch x lhs free x contracting) x rhs free: every lhs element meets every rhs free element
+        rhs_free = np.prod([n for d, n in enumerate(rhs) if d not in (*rhs_contracting, *rhs_batch)], dtype=float)
+        total += 2 * count * np.prod(lhs, dtype=float) * rhs_free
     return total
